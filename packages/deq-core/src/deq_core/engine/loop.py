@@ -1,0 +1,102 @@
+"""The one iteration loop: residuals, per-sample convergence, best iterate and statistics.
+
+:func:`iterate` drives any solver from :mod:`deq_core.engine.solvers` with the stopping rule of
+:class:`~deq_core.config.Stop`. Each sample stops on its own: once its residual is within tolerance
+(or non-finite) its iterate is frozen and its ``nstep`` stops counting, and each sample returns the
+iterate with its lowest residual. The loop itself is the backend's ``Ops.while_loop``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from deq_core.config import Stop
+from deq_core.engine.ops import Array, Ops
+
+
+@dataclass
+class LoopResult:
+    """Raw output of :func:`iterate` (flattened ``(batch, n)`` iterate and per-sample arrays)."""
+
+    z: Array
+    nstep: Array
+    abs_residual: Array
+    rel_residual: Array
+    converged: Array
+    nonfinite: Array
+    trace: Array
+
+
+def iterate(
+    ops: Ops,
+    f: Callable[[Array], Array],
+    z0: Array,
+    solver: Any,
+    stop: Stop,
+    max_iter: int,
+) -> LoopResult:
+    """Iterate ``solver`` on ``f`` from ``z0`` (shape ``(batch, n)``) until every sample stops.
+
+    A sample stops when its ``stop.kind`` residual is ``<= stop.tol``, when the residual is not finite,
+    or after ``max_iter`` evaluations of ``f``.
+    """
+    batch = z0.shape[0]
+    inf = ops.full((batch,), float("inf"), z0)
+    state = {
+        "k": 0,
+        "z": z0,
+        "solver": solver.init(ops, z0),
+        "best_z": z0,
+        "best": inf,
+        "best_abs": inf,
+        "best_rel": inf,
+        "nstep": ops.zeros((batch,), z0, dtype="int"),
+        "active": ~ops.zeros((batch,), z0, dtype="bool"),
+        "converged": ops.zeros((batch,), z0, dtype="bool"),
+        "nonfinite": ops.zeros((batch,), z0, dtype="bool"),
+        "trace": ops.full((max_iter, batch), float("nan"), z0),
+    }
+    tiny = ops.tiny(z0)
+
+    def cond(s: dict) -> Any:
+        return ops.any(s["active"])
+
+    def body(s: dict) -> dict:
+        z, active = s["z"], s["active"]
+        fz = f(z)
+        abs_res = ops.norm(ops.stop_gradient(fz - z), stop.norm)
+        rel_res = abs_res / ops.maximum(ops.norm(ops.stop_gradient(fz), stop.norm), tiny)
+        res = rel_res if stop.kind == "rel" else abs_res
+        finite = ops.isfinite(res)
+        improved = active & (res < s["best"])
+        done = active & (res <= stop.tol)
+        z_next, solver_state = solver.step(ops, s["solver"], z, fz)
+        keep = active & ~done & finite
+        k = s["k"] + 1
+        return {
+            "k": k,
+            "z": ops.where(keep[:, None], z_next, z),
+            "solver": solver_state,
+            "best_z": ops.where(improved[:, None], z, s["best_z"]),
+            "best": ops.where(improved, res, s["best"]),
+            "best_abs": ops.where(improved, abs_res, s["best_abs"]),
+            "best_rel": ops.where(improved, rel_res, s["best_rel"]),
+            "nstep": s["nstep"] + active,
+            "active": keep & (k < max_iter),
+            "converged": s["converged"] | done,
+            "nonfinite": s["nonfinite"] | (active & ~finite),
+            "trace": ops.set_row(s["trace"], s["k"], ops.where(active, res, float("nan"))),
+        }
+
+    state = ops.while_loop(cond, body, state, max_iter)
+    return LoopResult(
+        z=state["best_z"],
+        nstep=state["nstep"],
+        abs_residual=state["best_abs"],
+        rel_residual=state["best_rel"],
+        converged=state["converged"],
+        nonfinite=state["nonfinite"],
+        trace=state["trace"],
+    )

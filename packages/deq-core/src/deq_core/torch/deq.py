@@ -1,0 +1,39 @@
+"""``DEQ``: an ``nn.Module`` whose output is the fixed point of a cell ``z = cell(z, x)``."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from torch import nn
+
+from deq_core.config import solve_options
+from deq_core.solution import Stats
+from deq_core.torch.solve import solve
+
+
+class DEQ(nn.Module):
+    """Deep equilibrium layer: ``forward(x, z0)`` returns ``(z*, stats)`` with ``z* = cell(z*, x)``.
+
+    ``solve_options`` are those of :func:`deq_core.torch.fixed_point` (validated here, at construction).
+    ``max_iter`` given at call time is the test-time compute budget and overrides the training one.
+    """
+
+    def __init__(self, cell: nn.Module, **solve_options_):
+        super().__init__()
+        self.cell = cell
+        self.options = solve_options(**solve_options_)
+
+    def forward(
+        self, x: torch.Tensor, z0: torch.Tensor | None = None, *, max_iter: int | None = None
+    ) -> tuple[torch.Tensor, Stats]:
+        """Solve for the equilibrium of ``cell(., x)`` from ``z0`` (zeros like ``x`` when omitted)."""
+        options = self.options if max_iter is None else dataclasses.replace(self.options, max_iter=max_iter)
+        z0 = torch.zeros_like(x) if z0 is None else z0
+        solution = solve(self.cell, z0, x, options)
+        return solution.value, solution.stats
+
+    def extra_repr(self) -> str:
+        """Show the solve options in the module's repr."""
+        o = self.options
+        return f"solver={o.solver}, backward={o.backward}, stop={o.stop}, max_iter={o.max_iter}"

@@ -1,0 +1,103 @@
+"""The engine's array interface (:class:`deq_core.engine.Ops`) for PyTorch."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+_DTYPES = {"int": torch.int64, "bool": torch.bool}
+
+
+class TorchOps:
+    """PyTorch primitives for :mod:`deq_core.engine`.
+
+    The loop checks for termination (a host synchronisation) only every ``check_every`` iterations;
+    between checks the engine's ``body`` is a no-op on finished samples, so extra iterations cost time
+    but never change the answer. Linear algebra runs with autocast disabled, in the state's dtype.
+    """
+
+    def __init__(self, differentiable: bool = False, check_every: int = 1):
+        self.differentiable = differentiable
+        self.check_every = check_every
+
+    def zeros(self, shape, like, dtype="float"):
+        return torch.zeros(shape, dtype=_DTYPES.get(dtype, like.dtype), device=like.device)
+
+    def full(self, shape, value, like):
+        return torch.full(shape, value, dtype=like.dtype, device=like.device)
+
+    def arange(self, n, like):
+        return torch.arange(n, device=like.device)
+
+    def where(self, mask, a, b):
+        return torch.where(mask, a, b)
+
+    def norm(self, x, ord):
+        with torch.no_grad():
+            return torch.linalg.vector_norm(x, ord=2 if ord == 2 else float("inf"), dim=1)
+
+    def dot(self, x, y):
+        return (x * y).sum(1)
+
+    def solve(self, a, b):
+        with torch.autocast(a.device.type, enabled=False):
+            return torch.linalg.solve(a, b)
+
+    def transpose(self, a):
+        return a.transpose(-1, -2)
+
+    def sum(self, x, axis):
+        return x.sum(axis)
+
+    def max(self, x, axis):
+        return x.amax(axis)
+
+    def maximum(self, a, b):
+        return torch.clamp_min(a, b) if isinstance(b, float | int) else torch.maximum(a, b)
+
+    def minimum(self, a, b):
+        return min(a, b) if isinstance(a, int) and isinstance(b, int) else torch.minimum(a, b)
+
+    def abs(self, x):
+        return x.abs()
+
+    def sqrt(self, x):
+        return x.sqrt()
+
+    def isfinite(self, x):
+        return torch.isfinite(x)
+
+    def any(self, x):
+        return x.any()
+
+    def tiny(self, like):
+        return torch.finfo(like.dtype).tiny
+
+    def set_slot(self, buffer, index, value):
+        if self.differentiable:
+            buffer = buffer.clone()
+        buffer[:, index] = value
+        return buffer
+
+    def set_row(self, buffer, index, value):
+        if self.differentiable:
+            buffer = buffer.clone()
+        buffer[index] = value
+        return buffer
+
+    def stop_gradient(self, x):
+        return x.detach()
+
+    def while_loop(self, cond: Callable, body: Callable, state: Any, max_steps: int) -> Any:
+        for step in range(max_steps):
+            if step % self.check_every == 0 and not bool(cond(state)):
+                break
+            state = body(state)
+        return state
+
+    def fori_loop(self, lower, upper, body, state):
+        for i in range(lower, upper):
+            state = body(i, state)
+        return state
