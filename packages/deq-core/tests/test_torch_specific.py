@@ -1,0 +1,103 @@
+"""PyTorch-only behaviour: compile, activation offloading, autocast, and backward memory."""
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from deq_core.testing import problems  # noqa: E402
+from deq_core.torch import DEQ, fixed_point  # noqa: E402
+
+
+class TanhCell(torch.nn.Module):
+    """``z -> tanh(W z + x)`` with a contractive ``W``."""
+
+    def __init__(self, d: int = 16, rate: float = 0.9, dtype=torch.float32):
+        super().__init__()
+        W = problems.tanh(d=d, rate=rate).params["W"]
+        self.W = torch.nn.Parameter(torch.as_tensor(W, dtype=dtype))
+
+    def forward(self, z, x):
+        return torch.tanh(z @ self.W.T + x)
+
+
+def saved_bytes(fn) -> int:
+    """Bytes of tensors autograd saves for backward while ``fn`` runs."""
+    total = 0
+
+    def pack(t):
+        nonlocal total
+        total += t.numel() * t.element_size()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn()
+    return total
+
+
+def test_compiled_deq_forward_matches_eager():
+    """A ``torch.compile``d DEQ gives the eager answer (graph breaks at the solver's loop are allowed)."""
+    torch.manual_seed(0)
+    deq = DEQ(TanhCell(), tol=1e-6, max_iter=100)
+    x = torch.randn(4, 16)
+    eager, _ = deq(x)
+    compiled, stats = torch.compile(deq, backend="eager")(x)
+    torch.testing.assert_close(compiled, eager)
+    assert bool(stats.converged.all())
+
+
+@pytest.mark.parametrize("backward", ["implicit", "jfb", "phantom", "unroll"])
+def test_backward_under_save_on_cpu(backward):
+    """Solve and backward work under activation offloading and give the same gradient."""
+    torch.manual_seed(0)
+    cell = TanhCell(dtype=torch.float64)
+    x = torch.randn(3, 16, dtype=torch.float64, requires_grad=True)
+
+    def grads():
+        z, _ = DEQ(cell, backward=backward, tol=1e-10, max_iter=200)(x)
+        return torch.autograd.grad((z**2).sum(), [cell.W, x])
+
+    plain = grads()
+    with torch.autograd.graph.save_on_cpu():
+        offloaded = grads()
+    for a, b in zip(plain, offloaded, strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_implicit_memory_is_constant_in_iterations():
+    """Implicit backward saves the same bytes at 10 and 200 iterations; unroll grows with them."""
+    torch.manual_seed(0)
+    cell = TanhCell(d=64, rate=0.999)
+    x = torch.randn(8, 64)
+
+    def run(backward, iters):
+        return saved_bytes(lambda: fixed_point(cell, torch.zeros(8, 64), x, solver="picard", backward=backward,
+                                               tol=0.0, max_iter=iters))
+
+    assert run("implicit", 10) == run("implicit", 200)
+    assert run("unroll", 200) > 10 * run("unroll", 10) / 2
+
+
+def test_autocast_solver_arithmetic_in_float32():
+    """Under ``torch.autocast`` the cell runs in bfloat16 while residuals and Anderson stay float32."""
+    torch.manual_seed(0)
+    cell = TanhCell(rate=0.8)
+    x = torch.randn(4, 16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        sol = fixed_point(cell, torch.zeros(4, 16), x, tol=1e-2, max_iter=60)
+    assert sol.stats.rel_residual.dtype == torch.float32
+    assert bool(sol.stats.converged.all())
+    ref = fixed_point(cell, torch.zeros(4, 16), x, tol=1e-7, max_iter=200).value
+    assert float((sol.value.detach().float() - ref.detach()).abs().max()) < 5e-2
+
+
+def test_converged_samples_keep_their_iterate():
+    """A sample that converged early is not moved by later iterations of the batch."""
+    problem = problems.per_sample_rates()
+    A = torch.as_tensor(problem.params["A"])
+    r = torch.as_tensor(problem.params["r"])
+    x = torch.as_tensor(problem.args)
+    f = lambda z, x: r * (z @ A.T) + x
+    sol = fixed_point(f, torch.zeros_like(x), x, solver="picard", tol=1e-8, max_iter=1000)
+    alone = fixed_point(f, torch.zeros_like(x), x, solver="picard", tol=1e-8, max_iter=int(sol.stats.nstep[0]))
+    np.testing.assert_array_equal(sol.value[0].detach().numpy(), alone.value[0].detach().numpy())
