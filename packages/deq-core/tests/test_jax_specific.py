@@ -40,8 +40,9 @@ def test_vmap_over_problems():
     xs = jnp.stack([jnp.ones((2, 8)), -jnp.ones((2, 8))])
     vmapped = jax.vmap(lambda x: fixed_point(cell, jnp.zeros((2, 8)), x, tol=1e-6).value)(xs)
     for i in range(2):
-        np.testing.assert_allclose(vmapped[i], fixed_point(cell, jnp.zeros((2, 8)), xs[i], tol=1e-6).value,
-                                   atol=1e-6)
+        np.testing.assert_allclose(
+            vmapped[i], fixed_point(cell, jnp.zeros((2, 8)), xs[i], tol=1e-6).value, atol=1e-6
+        )
 
 
 def test_grad_through_deq_module_under_filter_jit():
@@ -54,4 +55,8 @@ def test_grad_through_deq_module_under_filter_jit():
         return jnp.sum(model(x)[0] ** 2)
 
     g = grad(deq, jnp.ones((2, 8)))
-    assert g.cell.W.shape == (8, 8) and bool(jnp.all(jnp.isfinite(g.cell.W))) and float(jnp.abs(g.cell.W).sum()) > 0
+    assert (
+        g.cell.W.shape == (8, 8)
+        and bool(jnp.all(jnp.isfinite(g.cell.W)))
+        and float(jnp.abs(g.cell.W).sum()) > 0
+    )

@@ -71,8 +71,11 @@ def test_implicit_memory_is_constant_in_iterations():
     x = torch.randn(8, 64)
 
     def run(backward, iters):
-        return saved_bytes(lambda: fixed_point(cell, torch.zeros(8, 64), x, solver="picard", backward=backward,
-                                               tol=0.0, max_iter=iters))
+        return saved_bytes(
+            lambda: fixed_point(
+                cell, torch.zeros(8, 64), x, solver="picard", backward=backward, tol=0.0, max_iter=iters
+            )
+        )
 
     assert run("implicit", 10) == run("implicit", 200)
     assert run("unroll", 200) > 10 * run("unroll", 10) / 2
@@ -99,5 +102,7 @@ def test_converged_samples_keep_their_iterate():
     x = torch.as_tensor(problem.args)
     f = lambda z, x: r * (z @ A.T) + x
     sol = fixed_point(f, torch.zeros_like(x), x, solver="picard", tol=1e-8, max_iter=1000)
-    alone = fixed_point(f, torch.zeros_like(x), x, solver="picard", tol=1e-8, max_iter=int(sol.stats.nstep[0]))
+    alone = fixed_point(
+        f, torch.zeros_like(x), x, solver="picard", tol=1e-8, max_iter=int(sol.stats.nstep[0])
+    )
     np.testing.assert_array_equal(sol.value[0].detach().numpy(), alone.value[0].detach().numpy())

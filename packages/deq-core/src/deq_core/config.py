@@ -145,7 +145,7 @@ class JFB:
 
 @dataclass(frozen=True)
 class Phantom:
-    """Phantom gradient: backprop through ``steps`` damped steps ``z <- (1 - tau) z + tau f(z)`` from ``z*``."""
+    """Phantom gradient: backprop through ``steps`` damped steps ``z <- z + tau (f(z) - z)`` from ``z*``."""
 
     steps: int = 5
     tau: float = 0.5
@@ -178,7 +178,7 @@ def _lookup(kind: str, table: dict[str, type], value: Any) -> Any:
 
 
 def solver_config(value: ForwardSolver | str) -> ForwardSolver:
-    """Return the forward-solver config for ``value`` (a config or ``"picard"``/``"anderson"``/``"broyden"``)."""
+    """The forward-solver config for ``value``: a config or ``"picard"``, ``"anderson"``, ``"broyden"``."""
     return _lookup("solver", _SOLVERS, value)
 
 
@@ -188,15 +188,17 @@ def adjoint_solver_config(value: AdjointSolver | str) -> AdjointSolver:
 
 
 def backward_config(value: Backward | str) -> Backward:
-    """Return the backward config for ``value`` (a config or ``"implicit"``/``"jfb"``/``"phantom"``/``"unroll"``)."""
+    """The backward config for ``value``: a config or "implicit", "jfb", "phantom", "unroll"."""
     return _lookup("backward", _BACKWARDS, value)
 
 
 def stop_config(stop: Stop | str, tol: float | None = None) -> Stop:
-    """Return the stopping rule: ``stop`` is a :class:`Stop` or a kind (``"rel"``/``"abs"``) used with ``tol``."""
+    """The stopping rule: ``stop`` is a :class:`Stop`, or a kind (``"rel"``/``"abs"``) used with ``tol``."""
     if isinstance(stop, Stop):
         if tol is not None and tol != stop.tol:
-            raise ConfigError(f"tol={tol!r} conflicts with stop=Stop(tol={stop.tol!r}); give the tolerance once")
+            raise ConfigError(
+                f"tol={tol!r} conflicts with stop=Stop(tol={stop.tol!r}); give the tolerance once"
+            )
         return stop
     if not isinstance(stop, str):
         raise ConfigError(f"stop must be 'rel', 'abs' or a Stop, got {type(stop).__name__}")
@@ -249,10 +251,12 @@ def solve_options(
     throw: bool = False,
     **unknown: Any,
 ) -> SolveOptions:
-    """Validate the keyword options of ``fixed_point`` / ``DEQ`` and bundle them; unknown keys are an error."""
+    """Validate and bundle the keyword options of ``fixed_point`` / ``DEQ``; unknown keys are an error."""
     if unknown:
         valid = ["solver", "backward", "tol", "max_iter", "stop", "throw"]
         raise ConfigError(f"unknown solve option(s) {sorted(unknown)}; valid options are {valid}")
     if isinstance(stop, Stop) and tol == 1e-5:
         tol = None  # the default tol defers to an explicit Stop
-    return SolveOptions(solver_config(solver), backward_config(backward), stop_config(stop, tol), max_iter, throw)
+    return SolveOptions(
+        solver_config(solver), backward_config(backward), stop_config(stop, tol), max_iter, throw
+    )

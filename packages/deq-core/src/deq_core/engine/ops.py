@@ -38,7 +38,7 @@ class Ops(Protocol):
         """Per-sample inner product of two ``(batch, n)`` arrays."""
 
     def solve(self, a: Array, b: Array) -> Array:
-        """Batched linear solve ``a x = b`` with ``a`` of shape ``(batch, m, m)`` and ``b`` of ``(batch, m)``."""
+        """Batched linear solve ``a x = b``, ``a`` of shape ``(batch, m, m)`` and ``b`` of ``(batch, m)``."""
 
     def transpose(self, a: Array) -> Array:
         """Swap the last two axes."""
@@ -79,7 +79,9 @@ class Ops(Protocol):
     def stop_gradient(self, x: Array) -> Array:
         """``x`` cut from differentiation."""
 
-    def while_loop(self, cond: Callable[[Any], Any], body: Callable[[Any], Any], state: Any, max_steps: int) -> Any:
+    def while_loop(
+        self, cond: Callable[[Any], Any], body: Callable[[Any], Any], state: Any, max_steps: int
+    ) -> Any:
         """Run ``state = body(state)`` while ``cond(state)``, at most ``max_steps`` times.
 
         ``body`` must leave a finished state unchanged, so a backend may run it a few extra times

@@ -123,7 +123,7 @@ class BroydenSolver:
 
 
 def _bmv_t(M: Array, coeffs: Array) -> Array:
-    """``sum_i coeffs[:, i] * M[:, i, :]`` for ``M`` of shape ``(batch, m, n)`` and ``coeffs`` ``(batch, m, 1)``."""
+    """``sum_i coeffs[:, i] * M[:, i, :]`` for ``M`` ``(batch, m, n)`` and ``coeffs`` ``(batch, m, 1)``."""
     return (M * coeffs).sum(1)
 
 

@@ -17,7 +17,8 @@ class DEQ(eqx.Module):
     """Deep equilibrium layer: ``DEQ(cell, **solve_options)(x, z0)`` returns ``(z*, stats)``.
 
     ``cell(z, x)`` is an ``eqx.Module``; ``solve_options`` are those of :func:`deq_core.jax.fixed_point`,
-    validated at construction. ``max_iter`` at call time is the test-time budget and overrides the training one.
+    validated at construction. ``max_iter`` at call time is the test-time budget; it overrides the
+    training one.
     """
 
     cell: eqx.Module

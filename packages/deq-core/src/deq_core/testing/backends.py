@@ -33,13 +33,16 @@ class TorchBackend:
     def fixed_point(self, f: Callable, z0: Any, args: Any, **options) -> Any:
         return self.deq.fixed_point(f, z0, args, **options)
 
-    def value_and_grad(self, loss: Callable[[dict], Any], params: dict[str, np.ndarray]) -> tuple[float, dict]:
+    def value_and_grad(
+        self, loss: Callable[[dict], Any], params: dict[str, np.ndarray]
+    ) -> tuple[float, dict]:
         """``loss(params)`` and its gradient, params given and returned as numpy arrays."""
         tensors = {k: self.asarray(v).requires_grad_() for k, v in params.items()}
         value = loss(tensors)
         grads = self.torch.autograd.grad(value, list(tensors.values()), allow_unused=True)
         return float(value.detach()), {
-            k: np.zeros_like(params[k]) if g is None else g.numpy() for k, g in zip(tensors, grads, strict=True)
+            k: np.zeros_like(params[k]) if g is None else g.numpy()
+            for k, g in zip(tensors, grads, strict=True)
         }
 
     def tanh_module(self, W: np.ndarray) -> Any:
@@ -90,7 +93,9 @@ class JaxBackend:
     def fixed_point(self, f: Callable, z0: Any, args: Any, **options) -> Any:
         return self.deq.fixed_point(f, z0, args, **options)
 
-    def value_and_grad(self, loss: Callable[[dict], Any], params: dict[str, np.ndarray]) -> tuple[float, dict]:
+    def value_and_grad(
+        self, loss: Callable[[dict], Any], params: dict[str, np.ndarray]
+    ) -> tuple[float, dict]:
         """``loss(params)`` and its gradient, params given and returned as numpy arrays."""
         value, grads = self.jax.value_and_grad(loss)({k: self.asarray(v) for k, v in params.items()})
         return float(value), {k: np.asarray(g) for k, g in grads.items()}

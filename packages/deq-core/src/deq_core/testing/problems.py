@@ -36,7 +36,9 @@ class Problem:
             return self.closed_form
         f = self.make_f(np)
         flat = lambda z: f(z.reshape(self.z0.shape), self.args, self.params).reshape(len(z), -1)
-        loop = iterate(NumpyOps(), flat, self.z0.reshape(len(self.z0), -1), make_solver(Picard()), Stop(tol), max_iter)
+        loop = iterate(
+            NumpyOps(), flat, self.z0.reshape(len(self.z0), -1), make_solver(Picard()), Stop(tol), max_iter
+        )
         return loop.z.reshape(self.z0.shape)
 
 
@@ -52,8 +54,14 @@ def linear(batch: int = 4, d: int = 16, rate: float = 0.9, seed: int = 0) -> Pro
     A = _contraction(rng, d, rate)
     x = rng.standard_normal((batch, d))
     closed = np.linalg.solve(np.eye(d) - A, x.T).T
-    return Problem("linear", lambda xp: lambda z, x, p: z @ p["A"].T + x, {"A": A}, x, np.zeros((batch, d)),
-                   closed_form=closed)
+    return Problem(
+        "linear",
+        lambda xp: lambda z, x, p: z @ p["A"].T + x,
+        {"A": A},
+        x,
+        np.zeros((batch, d)),
+        closed_form=closed,
+    )
 
 
 def tanh(batch: int = 4, d: int = 16, rate: float = 0.9, seed: int = 1) -> Problem:
@@ -61,18 +69,27 @@ def tanh(batch: int = 4, d: int = 16, rate: float = 0.9, seed: int = 1) -> Probl
     rng = np.random.default_rng(seed)
     W = _contraction(rng, d, rate)
     x = rng.standard_normal((batch, d))
-    return Problem("tanh", lambda xp: lambda z, x, p: xp.tanh(z @ p["W"].T + x), {"W": W}, x, np.zeros((batch, d)))
+    return Problem(
+        "tanh", lambda xp: lambda z, x, p: xp.tanh(z @ p["W"].T + x), {"W": W}, x, np.zeros((batch, d))
+    )
 
 
 def per_sample_rates(rates: tuple[float, ...] = (0.3, 0.6, 0.9, 0.97), d: int = 8, seed: int = 2) -> Problem:
-    """``z_i = r_i A z_i + x_i`` with a different contraction rate per sample (slower samples need more steps)."""
+    """``z_i = r_i A z_i + x_i``: a different contraction rate per sample (slower ones need more steps)."""
     rng = np.random.default_rng(seed)
     A = _contraction(rng, d, 1.0)
     r = np.asarray(rates)[:, None]
     x = rng.standard_normal((len(rates), d))
     closed = np.stack([np.linalg.solve(np.eye(d) - ri * A, xi) for ri, xi in zip(rates, x, strict=True)])
-    return Problem("per_sample_rates", lambda xp: lambda z, x, p: p["r"] * (z @ p["A"].T) + x, {"A": A, "r": r}, x,
-                   np.zeros((len(rates), d)), closed_form=closed, notes={"rates": rates})
+    return Problem(
+        "per_sample_rates",
+        lambda xp: lambda z, x, p: p["r"] * (z @ p["A"].T) + x,
+        {"A": A, "r": r},
+        x,
+        np.zeros((len(rates), d)),
+        closed_form=closed,
+        notes={"rates": rates},
+    )
 
 
 def divergent(batch: int = 3, d: int = 4) -> Problem:
@@ -81,8 +98,14 @@ def divergent(batch: int = 3, d: int = 4) -> Problem:
     (An expanding linear map would not do: Anderson and Broyden solve linear fixed-point equations.)
     """
     x = np.ones((batch, d))
-    return Problem("divergent", lambda xp: lambda z, x, p: z + x + 0.5 * xp.sin(z), {}, x, np.zeros((batch, d)),
-                   converges=False)
+    return Problem(
+        "divergent",
+        lambda xp: lambda z, x, p: z + x + 0.5 * xp.sin(z),
+        {},
+        x,
+        np.zeros((batch, d)),
+        converges=False,
+    )
 
 
 def catalogue() -> list[Problem]:

@@ -59,7 +59,9 @@ def test_iteration_counts_match_numpy_engine(backend, problem, solver):
     """In float64 the backend takes the same number of steps per sample as the engine on numpy."""
     f = problem.make_f(np)
     flat = lambda z: f(z.reshape(problem.z0.shape), problem.args, problem.params).reshape(len(z), -1)
-    ref = iterate(NumpyOps(), flat, problem.z0.reshape(len(problem.z0), -1), make_solver(solver), Stop(1e-8), 500)
+    ref = iterate(
+        NumpyOps(), flat, problem.z0.reshape(len(problem.z0), -1), make_solver(solver), Stop(1e-8), 500
+    )
     sol = _solve(backend, problem, solver=solver, tol=1e-8, max_iter=500)
     np.testing.assert_allclose(backend.numpy(sol.stats.nstep), ref.nstep, atol=1)
 
@@ -133,17 +135,24 @@ def test_implicit_gradient_matches_finite_differences(backend, adjoint):
 
 @pytest.mark.parametrize(
     "backward, rtol",
-    [(Unroll(), 1e-9), (Implicit(), 1e-7), (Implicit(solver="gmres"), 1e-7), (Phantom(steps=200, tau=0.5), 1e-7)],
+    [
+        (Unroll(), 1e-9),
+        (Implicit(), 1e-7),
+        (Implicit(solver="gmres"), 1e-7),
+        (Phantom(steps=200, tau=0.5), 1e-7),
+    ],
     ids=repr,
 )
 def test_backward_modes_against_unroll(backend, backward, rtol):
     """Exact modes match long unrolled autograd; many damped phantom steps converge to the same gradient."""
     problem = problems.tanh(batch=3, d=8)
     params = {**problem.params, "x": problem.args}
-    _, ref = backend.value_and_grad(_loss(backend, problem, backward="unroll", solver="picard", tol=1e-14,
-                                          max_iter=400), dict(params))
-    _, got = backend.value_and_grad(_loss(backend, problem, backward=backward, tol=1e-12, max_iter=400),
-                                    dict(params))
+    _, ref = backend.value_and_grad(
+        _loss(backend, problem, backward="unroll", solver="picard", tol=1e-14, max_iter=400), dict(params)
+    )
+    _, got = backend.value_and_grad(
+        _loss(backend, problem, backward=backward, tol=1e-12, max_iter=400), dict(params)
+    )
     for name in params:
         np.testing.assert_allclose(got[name], ref[name], rtol=rtol, atol=rtol * np.abs(ref[name]).max())
 
@@ -152,7 +161,9 @@ def test_jfb_is_one_step_gradient(backend):
     """JFB's gradient is the gradient of one application of ``f`` at the detached fixed point."""
     problem = problems.linear(batch=2, d=5, rate=0.5)
     params = {"A": problem.params["A"], "x": problem.args}
-    _, got = backend.value_and_grad(_loss(backend, problem, backward=JFB(), tol=1e-13, max_iter=200), dict(params))
+    _, got = backend.value_and_grad(
+        _loss(backend, problem, backward=JFB(), tol=1e-13, max_iter=200), dict(params)
+    )
     z = problem.reference()
     dz = 2 * z + problem.args  # d loss / d z at the fixed point
     np.testing.assert_allclose(got["A"], dz.T @ z, rtol=1e-7)
@@ -166,7 +177,9 @@ def test_module_cell_gradient(backend):
     W = problem.params["W"]
     implicit = backend.module_grad(backend.deq.DEQ(backend.tanh_module(W), tol=1e-12, max_iter=300), x, z0)
     unrolled = backend.module_grad(
-        backend.deq.DEQ(backend.tanh_module(W), backward="unroll", solver="picard", tol=1e-14, max_iter=400), x, z0
+        backend.deq.DEQ(backend.tanh_module(W), backward="unroll", solver="picard", tol=1e-14, max_iter=400),
+        x,
+        z0,
     )
     np.testing.assert_allclose(implicit, unrolled, rtol=1e-7, atol=1e-9)
 
@@ -206,8 +219,9 @@ def test_bad_inputs(backend):
     with pytest.raises(ValueError, match="floating dtype"):
         backend.fixed_point(lambda z, a: z, backend.asarray(np.ones((2, 2)), "int32"), None)
     with pytest.raises(ValueError, match=r"z has shape \(2, 3\), f returned \(2, 4\)"):
-        backend.fixed_point(lambda z, a: backend.xp.zeros((2, 4), dtype=z.dtype), backend.asarray(np.ones((2, 3))),
-                            None)
+        backend.fixed_point(
+            lambda z, a: backend.xp.zeros((2, 4), dtype=z.dtype), backend.asarray(np.ones((2, 3))), None
+        )
 
 
 @pytest.mark.parametrize("dtype", ["bfloat16", "float16"])

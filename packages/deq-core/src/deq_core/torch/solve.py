@@ -8,8 +8,8 @@ incoming gradient is replaced by the adjoint solution, and ``unroll`` differenti
 
 from __future__ import annotations
 
-from collections.abc import Callable
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -111,7 +111,12 @@ def _adjoint_hook(fz: torch.Tensor, z: torch.Tensor, options: SolveOptions) -> C
         g_flat = g.reshape(batch, -1).to(torch.promote_types(g.dtype, torch.float32))
         with torch.no_grad():
             loop = solve_adjoint(
-                TorchOps(), vjp, g_flat, options.backward.solver, options.adjoint_stop, options.adjoint_max_iter
+                TorchOps(),
+                vjp,
+                g_flat,
+                options.backward.solver,
+                options.adjoint_stop,
+                options.adjoint_max_iter,
             )
         failed = int((~loop.converged).sum())
         if failed:
