@@ -1,0 +1,281 @@
+"""Nox sessions for the deq monorepo: tests per package and backend, bare-core check, lint, docs, build.
+
+`nox` runs the default sessions (tests, core_bare, lint); CI runs `nox -s tests core_bare lint docs build`.
+Packages are discovered as `packages/*/pyproject.toml`. Tests share ONE virtualenv per backend
+(`.nox/env-torch`, `.nox/env-jax`) holding every package editable with that backend's extra; torch and jax
+never share a venv. A backend venv is reinstalled only when a stamp (hash of every package's pyproject.toml,
+the shared constraints and test requirements) changes, so a second run starts testing at once.
+"""
+
+from __future__ import annotations
+
+import email.message
+import email.parser
+import fcntl
+import hashlib
+import os
+import shutil
+import sys
+import time
+import tomllib
+import xml.etree.ElementTree as ET
+import zipfile
+from pathlib import Path
+
+import nox
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+
+nox.needs_version = ">=2025.2.9"
+nox.options.default_venv_backend = "venv"
+
+ROOT = Path(__file__).resolve().parent
+PACKAGES_DIR = ROOT / "packages"
+NOX_DIR = ROOT / ".nox"
+JUNIT_DIR = NOX_DIR / "junit"
+DIST_DIR = ROOT / "dist"
+CONSTRAINTS = ROOT / "shared" / "constraints.txt"
+TEST_REQUIREMENTS = ROOT / "shared" / "test-requirements.txt"
+CORE = "deq-core"
+BACKENDS = ("torch", "jax")
+BACKEND_MODULES = {"torch", "jax", "jaxlib", "equinox"}
+
+
+def discover_packages() -> list[str]:
+    """Names of the package folders under packages/ that hold a pyproject.toml, sorted."""
+    return sorted(path.parent.name for path in PACKAGES_DIR.glob("*/pyproject.toml"))
+
+
+PACKAGES = discover_packages()
+
+
+def rel(path: Path) -> str:
+    """A path relative to the repository root, for short command lines and logs."""
+    return os.path.relpath(path, ROOT)
+
+
+def read_pyproject(package: str) -> dict:
+    """The parsed pyproject.toml of one package, with the file named in any parse error."""
+    path = PACKAGES_DIR / package / "pyproject.toml"
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise RuntimeError(f"{rel(path)}: invalid TOML: {exc}") from exc
+
+
+def editable_spec(session: nox.Session, package: str, backend: str) -> str:
+    """`packages/<name>[<backend>,test]` for pip -e, naming only the extras the package declares."""
+    declared = read_pyproject(package).get("project", {}).get("optional-dependencies", {})
+    extras = [extra for extra in (backend, "test") if extra in declared]
+    if backend not in declared:
+        session.warn(f"{package} declares no '{backend}' extra; installing it without one")
+    suffix = f"[{','.join(extras)}]" if extras else ""
+    return f"{rel(PACKAGES_DIR / package)}{suffix}"
+
+
+def env_stamp(install_args: list[str]) -> str:
+    """Hash of what decides a backend venv's contents: python, pip arguments and every input file."""
+    digest = hashlib.sha256()
+    digest.update(sys.version.encode())
+    digest.update("\0".join(install_args).encode())
+    for path in [CONSTRAINTS, TEST_REQUIREMENTS, *(PACKAGES_DIR / p / "pyproject.toml" for p in PACKAGES)]:
+        digest.update(rel(path).encode())
+        digest.update(path.read_bytes() if path.is_file() else b"<missing>")
+    return digest.hexdigest()
+
+
+def ensure_backend_env(session: nox.Session, backend: str) -> str:
+    """Create `.nox/env-<backend>` if missing and (re)install all packages when the stamp changed.
+
+    Returns the path of the venv's python. A file lock keeps concurrent nox runs in one checkout from
+    installing into the same venv at once.
+    """
+    envdir = NOX_DIR / f"env-{backend}"
+    python = envdir / "bin" / "python"
+    stamp_file = envdir / "deq-stamp.txt"
+    install_args = ["-c", rel(CONSTRAINTS), "-r", rel(TEST_REQUIREMENTS)]
+    for package in PACKAGES:
+        install_args += ["-e", editable_spec(session, package, backend)]
+    stamp = env_stamp(install_args)
+    NOX_DIR.mkdir(exist_ok=True)
+    with open(NOX_DIR / f"env-{backend}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if stamp_file.is_file() and stamp_file.read_text().strip() == stamp and python.is_file():
+            session.log(f"{rel(envdir)} is up to date")
+            return rel(python)
+        if not python.is_file():
+            shutil.rmtree(envdir, ignore_errors=True)
+            session.run(sys.executable, "-m", "venv", rel(envdir), external=True)
+        stamp_file.unlink(missing_ok=True)
+        started = time.monotonic()
+        session.run(rel(python), "-m", "pip", "install", "--quiet", *install_args, external=True)
+        stamp_file.write_text(stamp + "\n")
+        session.log(f"{rel(envdir)} installed in {time.monotonic() - started:.0f} s")
+    return rel(python)
+
+
+def test_env(backend: str) -> dict[str, str]:
+    """Environment for a test run: one thread per process, DEQ_BACKEND naming the backend under test."""
+    return {
+        "OMP_NUM_THREADS": "1",
+        "XLA_FLAGS": os.environ.get("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false"),
+        "DEQ_BACKEND": backend,
+    }
+
+
+def run_pytest(session: nox.Session, backend: str, target: Path, junit_name: str) -> None:
+    """Run pytest on `target` in the backend venv; exit 5 (no tests collected) passes with a warning."""
+    python = ensure_backend_env(session, backend)
+    JUNIT_DIR.mkdir(parents=True, exist_ok=True)
+    junit = JUNIT_DIR / f"{junit_name}.xml"
+    junit.unlink(missing_ok=True)
+    session.run(
+        python,
+        "-m",
+        "pytest",
+        rel(target),
+        f"--junitxml={rel(junit)}",
+        *session.posargs,
+        env=test_env(backend),
+        external=True,
+        success_codes=[0, 5],
+    )
+    collected = junit.is_file() and any(int(s.get("tests", "0")) for s in ET.parse(junit).iter("testsuite"))
+    if not collected:
+        session.warn(f"no tests collected in {rel(target)} with backend {backend}")
+
+
+@nox.session(venv_backend="none")
+@nox.parametrize("backend", BACKENDS, ids=list(BACKENDS))
+@nox.parametrize("package", PACKAGES, ids=PACKAGES)
+def tests(session: nox.Session, backend: str, package: str) -> None:
+    """Run one package's tests in the shared venv of one backend."""
+    tests_dir = PACKAGES_DIR / package / "tests"
+    if not tests_dir.is_dir():
+        session.skip(f"{rel(tests_dir)} does not exist")
+    run_pytest(session, backend, tests_dir, f"{package}-{backend}")
+
+
+@nox.session(venv_backend="none", default=False)
+@nox.parametrize("backend", BACKENDS, ids=list(BACKENDS))
+def integration(session: nox.Session, backend: str) -> None:
+    """Run the end-to-end tests in integration_tests/ in the shared venv of one backend."""
+    target = ROOT / "integration_tests"
+    if not target.is_dir():
+        session.skip("integration_tests/ does not exist")
+    run_pytest(session, backend, target, f"integration-{backend}")
+
+
+BARE_CHECK = f"""
+import importlib, importlib.util, pkgutil, sys
+import deq_core
+backend_modules = {sorted(BACKEND_MODULES)!r}
+backend_modules = set(backend_modules)
+imported = ["deq_core"]
+def walk(package):
+    for info in pkgutil.iter_modules(package.__path__, package.__name__ + "."):
+        if set(info.name.split(".")) & backend_modules:
+            continue
+        module = importlib.import_module(info.name)
+        imported.append(info.name)
+        if info.ispkg:
+            walk(module)
+walk(deq_core)
+leaked = sorted(m for m in backend_modules if m in sys.modules)
+assert not leaked, f"importing {{imported}} pulled in {{leaked}}"
+present = sorted(m for m in backend_modules if importlib.util.find_spec(m) is not None)
+assert not present, f"installing deq-core without extras installed {{present}}"
+try:
+    import torch
+except ImportError:
+    pass
+else:
+    raise AssertionError("import torch succeeded in the bare venv")
+print(f"bare deq-core OK: imported {{len(imported)}} modules without any of {{sorted(backend_modules)}}")
+"""
+
+
+@nox.session
+def core_bare(session: nox.Session) -> None:
+    """Install deq-core without extras and check that it imports with neither torch nor jax present."""
+    session.install("-c", rel(CONSTRAINTS), rel(PACKAGES_DIR / CORE))
+    session.log("python -c BARE_CHECK  # import every non-backend deq_core module; no torch/jax may appear")
+    session.run("python", "-c", BARE_CHECK, env={"OMP_NUM_THREADS": "1"}, log=False)
+
+
+@nox.session(reuse_venv=True)
+def lint(session: nox.Session) -> None:
+    """ruff check and ruff format --check over the whole repository."""
+    session.install("-c", rel(CONSTRAINTS), "ruff")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(reuse_venv=True, default=False)
+def docs(session: nox.Session) -> None:
+    """Build the mkdocs site with --strict; API pages come from static analysis, no backend installed."""
+    session.install("-c", rel(CONSTRAINTS), "mkdocs", "mkdocs-material", "mkdocstrings[python]", "ruff")
+    session.run(
+        "mkdocs", "build", "--strict", "--site-dir", rel(NOX_DIR / "site"), env={"NO_MKDOCS_2_WARNING": "1"}
+    )
+
+
+def wheel_metadata(wheel: Path) -> email.message.Message:
+    """The METADATA of a built wheel, parsed."""
+    with zipfile.ZipFile(wheel) as archive:
+        name = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
+        return email.parser.Parser().parsestr(archive.read(name).decode("utf-8"))
+
+
+def check_dists(session: nox.Session, wheels: dict[str, Path]) -> None:
+    """Check built wheels: module present, extras torch/jax declared, in-repo requirements satisfiable.
+
+    Every requirement on a package of this repo (deq-core above all) must admit the in-repo version, so that
+    the packages at one commit install together.
+    """
+    metadata = {package: wheel_metadata(wheel) for package, wheel in wheels.items()}
+    versions = {canonicalize_name(m["Name"]): Version(m["Version"]) for m in metadata.values()}
+    problems = []
+    for package, meta in metadata.items():
+        module = package.replace("-", "_")
+        with zipfile.ZipFile(wheels[package]) as archive:
+            if f"{module}/__init__.py" not in archive.namelist():
+                problems.append(f"{wheels[package].name}: holds no {module}/__init__.py")
+        missing = set(BACKENDS) - set(meta.get_all("Provides-Extra") or [])
+        if missing:
+            problems.append(f"{package}: no extra named {sorted(missing)} (extras must be 'torch' and 'jax')")
+        for line in meta.get_all("Requires-Dist") or []:
+            req = Requirement(line)
+            name = canonicalize_name(req.name)
+            if name in versions and not req.specifier.contains(versions[name], prereleases=True):
+                problems.append(f"{package}: requires {line!r} but the repo holds {name} {versions[name]}")
+            if name == "torch" and any(spec.operator in ("==", "===") for spec in req.specifier):
+                problems.append(f"{package}: pins torch ({line!r}); pins belong in shared/constraints.txt")
+    for problem in problems:
+        session.warn(problem)
+    if problems:
+        session.error(f"{len(problems)} problem(s) in the built distributions")
+    session.log("metadata OK: " + ", ".join(f"{p} {meta['Version']}" for p, meta in metadata.items()))
+
+
+@nox.session(reuse_venv=True, default=False)
+def build(session: nox.Session) -> None:
+    """Build sdist and wheel of every package, twine-check them, and check cross-package requirements."""
+    build_requires = sorted(
+        {req for p in PACKAGES for req in read_pyproject(p).get("build-system", {}).get("requires", [])}
+    )
+    session.install("-c", rel(CONSTRAINTS), "build", "twine", *build_requires)
+    shutil.rmtree(DIST_DIR, ignore_errors=True)
+    wheels = {}
+    for package in PACKAGES:
+        outdir = DIST_DIR / package
+        source = rel(PACKAGES_DIR / package)
+        session.run("python", "-m", "build", "--no-isolation", "--outdir", rel(outdir), source)
+        found = sorted(outdir.glob("*.whl"))
+        if len(found) != 1 or not list(outdir.glob("*.tar.gz")):
+            found_names = sorted(os.listdir(outdir))
+            session.error(f"{package}: expected a wheel and an sdist in {rel(outdir)}, found {found_names}")
+        wheels[package] = found[0]
+    session.run("twine", "check", "--strict", *(rel(p) for p in sorted(DIST_DIR.glob("*/*"))))
+    check_dists(session, wheels)
