@@ -1,0 +1,147 @@
+"""Triangle meshes: a validated container, a structured unit-square generator and meshio file reading."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Mesh:
+    """A triangle mesh: ``points`` (P, 2) coordinates and ``cells`` (C, 3) counter-clockwise vertex ids."""
+
+    points: np.ndarray
+    cells: np.ndarray
+
+    def __post_init__(self) -> None:
+        points = np.asarray(self.points)
+        cells = np.asarray(self.cells)
+        if points.ndim != 2 or points.shape[1] not in (2, 3):
+            raise ValueError(f"mesh points must have shape (P, 2), got {points.shape}")
+        if points.shape[1] == 3:
+            if np.any(points[:, 2] != 0):
+                raise ValueError(
+                    "mesh points have a non-zero z coordinate; only planar 2D meshes are supported"
+                )
+            points = points[:, :2]
+        if not np.issubdtype(points.dtype, np.floating) and not np.issubdtype(points.dtype, np.integer):
+            raise ValueError(f"mesh points must be numeric, got dtype {points.dtype}")
+        points = np.ascontiguousarray(points, dtype=np.float64)
+        if not np.all(np.isfinite(points)):
+            raise ValueError("mesh points contain NaN or infinite coordinates")
+        if cells.ndim != 2 or cells.shape[1] != 3:
+            raise ValueError(f"mesh cells must have shape (C, 3) (triangles), got {cells.shape}")
+        if not np.issubdtype(cells.dtype, np.integer):
+            raise ValueError(f"mesh cells must be integer vertex indices, got dtype {cells.dtype}")
+        if cells.shape[0] == 0:
+            raise ValueError("mesh has no cells")
+        if cells.min() < 0 or cells.max() >= points.shape[0]:
+            raise ValueError(
+                f"mesh cells reference vertex ids in [{cells.min()}, {cells.max()}] but there are only "
+                f"{points.shape[0]} points"
+            )
+        cells = np.ascontiguousarray(cells, dtype=np.int64)
+        object.__setattr__(self, "points", points)
+        object.__setattr__(self, "cells", cells)
+        _check_cells(points, cells)
+
+    @property
+    def num_cells(self) -> int:
+        """Number of triangles."""
+        return int(self.cells.shape[0])
+
+    @property
+    def num_vertices(self) -> int:
+        """Number of vertices."""
+        return int(self.points.shape[0])
+
+    @cached_property
+    def edges(self) -> tuple[np.ndarray, np.ndarray]:
+        """Unique edges (E, 2) as sorted vertex pairs, and the (C, 3) cell-to-edge map in basix edge order."""
+        # basix triangle edges: edge k joins the two vertices other than vertex k
+        local = np.array([[1, 2], [0, 2], [0, 1]])
+        pairs = np.sort(self.cells[:, local], axis=2).reshape(-1, 2)
+        unique, inverse = np.unique(pairs, axis=0, return_inverse=True)
+        return unique, inverse.reshape(-1, 3)
+
+    @cached_property
+    def boundary_edges(self) -> np.ndarray:
+        """Indices of edges that belong to exactly one cell."""
+        _, cell_edges = self.edges
+        counts = np.bincount(cell_edges.ravel(), minlength=self.edges[0].shape[0])
+        return np.flatnonzero(counts == 1)
+
+
+def _check_cells(points: np.ndarray, cells: np.ndarray) -> None:
+    """Raise ValueError on repeated vertices, degenerate (zero-area) or inverted (clockwise) triangles."""
+    repeated = (cells[:, 0] == cells[:, 1]) | (cells[:, 1] == cells[:, 2]) | (cells[:, 0] == cells[:, 2])
+    if np.any(repeated):
+        bad = np.flatnonzero(repeated)
+        raise ValueError(f"degenerate cells (repeated vertex) at indices {bad[:10].tolist()}")
+    x = points[cells]
+    e1 = x[:, 1] - x[:, 0]
+    e2 = x[:, 2] - x[:, 0]
+    det = e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]
+    scale = np.maximum((e1**2).sum(1), (e2**2).sum(1))
+    degenerate = np.abs(det) <= 1e-12 * scale
+    if np.any(degenerate):
+        bad = np.flatnonzero(degenerate)
+        raise ValueError(f"degenerate cells (zero area) at indices {bad[:10].tolist()} ({bad.size} in total)")
+    inverted = det < 0
+    if np.any(inverted):
+        bad = np.flatnonzero(inverted)
+        raise ValueError(
+            f"inverted cells (clockwise vertex order, negative Jacobian determinant) at indices "
+            f"{bad[:10].tolist()} ({bad.size} in total); order each triangle's vertices counter-clockwise"
+        )
+
+
+def unit_square(n: int, m: int | None = None, diagonal: str = "right") -> Mesh:
+    """Structured triangulation of [0, 1]^2 with ``n`` x ``m`` squares, each split into two triangles."""
+    m = n if m is None else m
+    if n < 1 or m < 1:
+        raise ValueError(f"unit_square needs at least one cell per side, got n={n}, m={m}")
+    if diagonal not in ("right", "left"):
+        raise ValueError(f"diagonal must be 'right' or 'left', got {diagonal!r}")
+    xs, ys = np.meshgrid(np.linspace(0.0, 1.0, n + 1), np.linspace(0.0, 1.0, m + 1))
+    points = np.stack([xs.ravel(), ys.ravel()], axis=1)
+    i, j = np.meshgrid(np.arange(n), np.arange(m))
+    v0 = (j * (n + 1) + i).ravel()
+    v1, v2, v3 = v0 + 1, v0 + n + 1, v0 + n + 2
+    if diagonal == "right":
+        cells = np.concatenate([np.stack([v0, v1, v3], 1), np.stack([v0, v3, v2], 1)])
+    else:
+        cells = np.concatenate([np.stack([v0, v1, v2], 1), np.stack([v1, v3, v2], 1)])
+    return Mesh(points, cells)
+
+
+def read_mesh(path: str | Path) -> Mesh:
+    """Read a planar triangle mesh from any file format meshio understands (gmsh .msh, .vtk, .xdmf, ...)."""
+    import meshio
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"mesh file {path} does not exist")
+    try:
+        data = meshio.read(path)
+    except (Exception, SystemExit) as exc:  # meshio raises many types, and exits on unknown formats
+        raise ValueError(f"cannot read mesh file {path}: {exc}") from exc
+    triangles = [block.data for block in data.cells if block.type == "triangle"]
+    if not triangles:
+        kinds = sorted({block.type for block in data.cells})
+        raise ValueError(f"mesh file {path} holds no triangle cells (found {kinds})")
+    return Mesh(data.points, np.concatenate(triangles))
+
+
+def write_mesh(mesh: Mesh, path: str | Path) -> None:
+    """Write ``mesh`` with meshio (format from the file suffix), atomically via a temporary file."""
+    import meshio
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    points = np.column_stack([mesh.points, np.zeros(mesh.num_vertices)])
+    meshio.write(tmp, meshio.Mesh(points, [("triangle", mesh.cells)]))
+    tmp.replace(path)

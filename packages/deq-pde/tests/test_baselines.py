@@ -1,0 +1,81 @@
+"""Classical solvers agree with the direct solve; Newton and Picard solve nonlinear diffusion."""
+
+import numpy as np
+import pytest
+
+from deq_pde.baselines import cg_amg, direct, gauss_seidel, jacobi, newton, picard
+from deq_pde.operators import (
+    DarcyProblem,
+    FunctionSpace,
+    NonlinearDiffusion,
+    gaussian_random_field,
+    unit_square,
+)
+
+
+@pytest.fixture(scope="module")
+def darcy_system():
+    space = FunctionSpace(unit_square(8), 1)
+    problem = DarcyProblem(space)
+    field = gaussian_random_field(np.random.default_rng(3), 9)
+    return problem.system(problem.coefficient(field))
+
+
+def test_orderings_agree(darcy_system):
+    matrix, rhs = darcy_system
+    ref = direct(matrix, rhs).solution
+    for ordering in ("MMD_AT_PLUS_A", "NATURAL"):
+        assert np.allclose(direct(matrix, rhs, ordering).solution, ref, atol=1e-12)
+    with pytest.raises(ValueError, match="ordering"):
+        direct(matrix, rhs, "AMD")
+
+
+@pytest.mark.parametrize(
+    "solve",
+    [
+        lambda a, b: cg_amg(a, b, tol=1e-12),
+        lambda a, b: jacobi(a, b, iterations=5000, tol=1e-11),
+        lambda a, b: jacobi(a, b, iterations=8000, omega=0.8, tol=1e-11),
+        lambda a, b: gauss_seidel(a, b, iterations=3000, tol=1e-11),
+        lambda a, b: gauss_seidel(a, b, iterations=3000, sweep="symmetric", tol=1e-11),
+    ],
+)
+def test_iterative_agrees_with_direct(darcy_system, solve):
+    matrix, rhs = darcy_system
+    ref = direct(matrix, rhs).solution
+    result = solve(matrix, rhs)
+    assert result.converged
+    assert result.residuals.shape == (result.iterations + 1,)
+    assert result.residuals[-1] < 1e-10 < result.residuals[0]
+    assert np.linalg.norm(result.solution - ref) / np.linalg.norm(ref) < 1e-8
+
+
+def test_fixed_iteration_count_and_bad_input(darcy_system):
+    matrix, rhs = darcy_system
+    result = gauss_seidel(matrix, rhs, iterations=7)
+    assert result.iterations == 7 and np.all(np.diff(result.residuals) < 0)
+    with pytest.raises(ValueError, match=r"right-hand side must have shape \(49,\)"):
+        jacobi(matrix, rhs[:-1], iterations=3)
+
+
+@pytest.mark.parametrize("degree", [1, 2])
+def test_newton_and_picard_solve_nonlinear_diffusion(degree):
+    space = FunctionSpace(unit_square(8), degree)
+    problem = NonlinearDiffusion(space, f=lambda x, y: 20.0 + 0 * x, g=lambda x, y: x)
+    result = newton(problem, tol=1e-12)
+    assert result.converged and result.iterations <= 8
+    assert np.linalg.norm(problem.residual(result.solution)[problem.bc.free]) < 1e-10
+    assert np.allclose(result.solution[problem.bc.dofs], space.dof_coordinates[problem.bc.dofs, 0])
+    slow = picard(problem, tol=1e-12)
+    assert slow.converged and slow.iterations > result.iterations
+    assert np.allclose(slow.solution, result.solution, atol=1e-9)
+
+
+def test_jacobian_matches_finite_differences():
+    space = FunctionSpace(unit_square(4), 2)
+    problem = NonlinearDiffusion(space, f=3.0)
+    u = np.random.default_rng(0).standard_normal(space.num_dofs)
+    v = np.random.default_rng(1).standard_normal(space.num_dofs)
+    eps = 1e-6
+    fd = (problem.residual(u + eps * v) - problem.residual(u - eps * v)) / (2 * eps)
+    assert np.allclose(problem.jacobian(u) @ v, fd, atol=1e-6)
