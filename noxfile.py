@@ -175,8 +175,8 @@ backend_modules = set(backend_modules)
 imported = ["deq_core"]
 def walk(package):
     for info in pkgutil.iter_modules(package.__path__, package.__name__ + "."):
-        if set(info.name.split(".")) & backend_modules:
-            continue
+        if set(info.name.split(".")) & backend_modules or info.name.startswith("deq_core.testing"):
+            continue  # backend subpackages, and the test-support suite (which needs pytest)
         module = importlib.import_module(info.name)
         imported.append(info.name)
         if info.ispkg:
