@@ -94,15 +94,32 @@ def test_autocast_solver_arithmetic_in_float32():
     assert float((sol.value.detach().float() - ref.detach()).abs().max()) < 5e-2
 
 
-def test_converged_samples_keep_their_iterate():
-    """A sample that converged early is not moved by later iterations of the batch."""
+def test_converged_samples_keep_their_iterate_and_stop_costing():
+    """A sample that converged early is not moved later, and ``f`` is no longer evaluated on it."""
     problem = problems.per_sample_rates()
     A = torch.as_tensor(problem.params["A"])
-    r = torch.as_tensor(problem.params["r"])
-    x = torch.as_tensor(problem.args)
-    f = lambda z, x: r * (z @ A.T) + x
-    sol = fixed_point(f, torch.zeros_like(x), x, solver="picard", tol=1e-8, max_iter=1000)
-    alone = fixed_point(
-        f, torch.zeros_like(x), x, solver="picard", tol=1e-8, max_iter=int(sol.stats.nstep[0])
-    )
-    np.testing.assert_array_equal(sol.value[0].detach().numpy(), alone.value[0].detach().numpy())
+    args = torch.as_tensor(problem.args)
+    evaluated = []
+
+    def f(z, a):
+        evaluated.append(z.shape[0])
+        return a[:, -1:] * (z @ A.T) + a[:, :-1]
+
+    z0 = torch.zeros(len(args), A.shape[0], dtype=A.dtype)
+    with torch.no_grad():  # no gradient surrogate: count the solver's evaluations only
+        sol = fixed_point(f, z0, args, solver="picard", tol=1e-8, max_iter=1000)
+    nstep = sol.stats.nstep.tolist()
+    assert sum(evaluated) == sum(nstep)  # each sample costs exactly its own iterations
+    alone = fixed_point(f, z0[:1], args[:1], solver="picard", tol=1e-8, max_iter=nstep[0])
+    np.testing.assert_allclose(sol.value[0].detach().numpy(), alone.value[0].detach().numpy(), rtol=1e-13)
+
+
+def test_closure_over_per_sample_data_is_a_clear_error():
+    """Per-sample data hidden in a closure cannot be indexed with the active samples: say so."""
+    problem = problems.per_sample_rates()
+    A = torch.as_tensor(problem.params["A"])
+    args = torch.as_tensor(problem.args)
+    rates = args[:, -1:]
+    f = lambda z, x: rates * (z @ A.T) + x
+    with pytest.raises(RuntimeError, match="pass per-sample data through args"):
+        fixed_point(f, torch.zeros(len(args), A.shape[0], dtype=A.dtype), args[:, :-1], solver="picard")

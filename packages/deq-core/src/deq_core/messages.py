@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 
+PER_SAMPLE_HINT = (
+    " (f was called on the samples that have not converged yet: pass per-sample data through args, "
+    "not through a closure, so that it is indexed with them)"
+)
+
+
 def not_converged(failed: int, batch: int, max_iter: int, worst: float | None = None) -> str:
     """Message for a solve in which ``failed`` of ``batch`` samples did not converge."""
     tail = f" (largest residual {worst:.3g})" if worst is not None else ""

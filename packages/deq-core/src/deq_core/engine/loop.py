@@ -65,7 +65,7 @@ def iterate(
 
     def body(s: dict) -> dict:
         z, active = s["z"], s["active"]
-        fz = f(z)
+        fz = ops.evaluate(f, z, active)
         abs_res = ops.norm(ops.stop_gradient(fz - z), stop.norm)
         rel_res = abs_res / ops.maximum(ops.norm(ops.stop_gradient(fz), stop.norm), tiny)
         res = rel_res if stop.kind == "rel" else abs_res

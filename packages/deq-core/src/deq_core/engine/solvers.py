@@ -63,7 +63,8 @@ class AndersonSolver:
         index = ops.arange(m, z)
         valid = index < ops.minimum(count + 1, m)  # (m,): which history slots are filled
         G = F - X
-        scale = ops.max(ops.sqrt(ops.sum(G * G, axis=2)), axis=1)  # (batch,)
+        G_const = ops.stop_gradient(G)  # the scale only conditions the solve: alpha does not depend on it
+        scale = ops.max(ops.sqrt(ops.sum(G_const * G_const, axis=2)), axis=1)  # (batch,)
         Gn = G / ops.maximum(scale, ops.tiny(z))[:, None, None]
         eye = ops.where(index[:, None] == index[None, :], 1.0, 0.0 * z[0, 0])
         both = valid[:, None] & valid[None, :]

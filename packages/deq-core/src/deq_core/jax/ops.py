@@ -83,6 +83,9 @@ class JaxOps:
     def stop_gradient(self, x):
         return jax.lax.stop_gradient(x)
 
+    def evaluate(self, f, z, active):
+        return f(z)
+
     def while_loop(self, cond: Callable, body: Callable, state: Any, max_steps: int) -> Any:
         state = jax.tree.map(jnp.asarray, state)
         if not self.differentiable:

@@ -75,17 +75,20 @@ def tanh(batch: int = 4, d: int = 16, rate: float = 0.9, seed: int = 1) -> Probl
 
 
 def per_sample_rates(rates: tuple[float, ...] = (0.3, 0.6, 0.9, 0.97), d: int = 8, seed: int = 2) -> Problem:
-    """``z_i = r_i A z_i + x_i``: a different contraction rate per sample (slower ones need more steps)."""
+    """``z_i = r_i A z_i + x_i``: a different contraction rate per sample (slower ones need more steps).
+
+    Per-sample data travels in ``args``: its last column holds the rate ``r_i``, the others ``x_i``.
+    """
     rng = np.random.default_rng(seed)
     A = _contraction(rng, d, 1.0)
-    r = np.asarray(rates)[:, None]
     x = rng.standard_normal((len(rates), d))
     closed = np.stack([np.linalg.solve(np.eye(d) - ri * A, xi) for ri, xi in zip(rates, x, strict=True)])
+    args = np.concatenate([x, np.asarray(rates)[:, None]], axis=1)
     return Problem(
         "per_sample_rates",
-        lambda xp: lambda z, x, p: p["r"] * (z @ p["A"].T) + x,
-        {"A": A, "r": r},
-        x,
+        lambda xp: lambda z, a, p: a[:, -1:] * (z @ p["A"].T) + a[:, :-1],
+        {"A": A},
+        args,
         np.zeros((len(rates), d)),
         closed_form=closed,
         notes={"rates": rates},

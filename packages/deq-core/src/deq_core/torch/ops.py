@@ -16,11 +16,18 @@ class TorchOps:
     The loop checks for termination (a host synchronisation) only every ``check_every`` iterations;
     between checks the engine's ``body`` is a no-op on finished samples, so extra iterations cost time
     but never change the answer. Linear algebra runs with autocast disabled, in the state's dtype.
+
+    With ``compact=True``, ``f`` is evaluated only on the samples still active (``f(z, index)`` receives
+    their batch indices), so converged samples stop costing evaluations. The active set is refreshed at
+    the same cadence as the termination check, and may lag by up to ``check_every - 1`` iterations.
     """
 
-    def __init__(self, differentiable: bool = False, check_every: int = 1):
+    def __init__(self, differentiable: bool = False, check_every: int = 1, compact: bool = False):
         self.differentiable = differentiable
         self.check_every = check_every
+        self.compact = compact
+        self._calls = 0
+        self._index: torch.Tensor | None = None
 
     def zeros(self, shape, like, dtype="float"):
         return torch.zeros(shape, dtype=_DTYPES.get(dtype, like.dtype), device=like.device)
@@ -89,6 +96,17 @@ class TorchOps:
 
     def stop_gradient(self, x):
         return x.detach()
+
+    def evaluate(self, f, z, active):
+        if not self.compact:
+            return f(z)
+        if self._calls % self.check_every == 0:
+            index = active.nonzero()[:, 0]
+            self._index = None if index.numel() == active.numel() else index
+        self._calls += 1
+        if self._index is None:
+            return f(z)
+        return z.index_put((self._index,), f(z[self._index], self._index))
 
     def while_loop(self, cond: Callable, body: Callable, state: Any, max_steps: int) -> Any:
         for step in range(max_steps):

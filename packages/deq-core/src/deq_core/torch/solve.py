@@ -39,7 +39,9 @@ def fixed_point(
     """Solve ``z* = f(z*, args)`` for a batch of samples and make ``z*`` differentiable.
 
     ``z0`` has a leading batch dimension; ``f(z, args)`` returns a tensor shaped like ``z`` and must treat
-    samples independently. Autograd reaches tensors in ``args`` and the parameters ``f`` closes over.
+    samples independently: once some samples converge, ``f`` is called on the others only, with every
+    tensor in ``args`` whose leading dimension is the batch size indexed to match (so a converged sample
+    costs no more evaluations). Autograd reaches tensors in ``args`` and the parameters ``f`` closes over.
     See :func:`deq_core.config.solve_options` for the options; ``throw=True`` raises
     :class:`~deq_core.errors.ConvergenceError` if any sample did not converge.
     """
@@ -57,23 +59,42 @@ def solve(f: Callable, z0: torch.Tensor, args: Any, options: SolveOptions) -> So
     shape, dtype = z0.shape, z0.dtype
     work = torch.promote_types(dtype, torch.float32)  # solver arithmetic never runs below float32
 
-    def f_flat(z: torch.Tensor) -> torch.Tensor:
-        out = f(z.reshape(shape).to(dtype), args)
-        problem = messages.bad_output(tuple(shape), tuple(out.shape), out.dtype)
+    def f_flat(z: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
+        z_shape = (z.shape[0], *shape[1:])
+        if index is None:
+            out = f(z.reshape(z_shape).to(dtype), args)
+        else:
+            try:
+                out = f(z.reshape(z_shape).to(dtype), _take(args, index, shape[0]))
+            except RuntimeError as error:
+                raise RuntimeError(f"{error}{messages.PER_SAMPLE_HINT}") from error
+        problem = messages.bad_output(z_shape, tuple(out.shape), out.dtype)
         if problem:
-            raise ValueError(problem)
-        return out.reshape(shape[0], -1).to(work)
+            raise ValueError(problem if index is None else problem + messages.PER_SAMPLE_HINT)
+        return out.reshape(z.shape[0], -1).to(work)
 
     z_init = z0.detach().reshape(shape[0], -1).to(work)
     solver = make_solver(options.solver)
     unroll = isinstance(options.backward, Unroll)
-    ops = TorchOps(differentiable=unroll, check_every=1 if z0.device.type == "cpu" else 4)
+    check_every = 1 if z0.device.type == "cpu" else 4
+    ops = TorchOps(differentiable=unroll, check_every=check_every, compact=shape[0] > 1)
     with torch.set_grad_enabled(unroll and torch.is_grad_enabled()):
         loop = iterate(ops, f_flat, z_init, solver, options.stop, options.max_iter)
     z_star = loop.z.reshape(shape).to(dtype)
     if not unroll and torch.is_grad_enabled():
         z_star = _attach_gradient(f, z_star, args, options)
     return _solution(z_star, loop, options)
+
+
+def _take(args: Any, index: torch.Tensor, batch: int) -> Any:
+    """``args`` restricted to samples ``index`` (tensors whose leading dimension is ``batch`` are indexed)."""
+    if isinstance(args, torch.Tensor):
+        return args[index] if args.ndim > 0 and args.shape[0] == batch else args
+    if isinstance(args, tuple | list):
+        return type(args)(_take(a, index, batch) for a in args)
+    if isinstance(args, dict):
+        return {k: _take(v, index, batch) for k, v in args.items()}
+    return args
 
 
 def _attach_gradient(f: Callable, z_star: torch.Tensor, args: Any, options: SolveOptions) -> torch.Tensor:
