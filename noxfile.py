@@ -38,6 +38,7 @@ DIST_DIR = ROOT / "dist"
 CONSTRAINTS = ROOT / "shared" / "constraints.txt"
 TEST_REQUIREMENTS = ROOT / "shared" / "test-requirements.txt"
 CORE = "deq-core"
+TOY_DOMAIN = PACKAGES_DIR / "deq-core" / "tests" / "toydomain"
 BACKENDS = ("torch", "jax")
 BACKEND_MODULES = {"torch", "jax", "jaxlib", "equinox"}
 
@@ -79,7 +80,8 @@ def env_stamp(install_args: list[str]) -> str:
     digest = hashlib.sha256()
     digest.update(sys.version.encode())
     digest.update("\0".join(install_args).encode())
-    for path in [CONSTRAINTS, TEST_REQUIREMENTS, *(PACKAGES_DIR / p / "pyproject.toml" for p in PACKAGES)]:
+    pyprojects = [*(PACKAGES_DIR / p / "pyproject.toml" for p in PACKAGES), TOY_DOMAIN / "pyproject.toml"]
+    for path in [CONSTRAINTS, TEST_REQUIREMENTS, *pyprojects]:
         digest.update(rel(path).encode())
         digest.update(path.read_bytes() if path.is_file() else b"<missing>")
     return digest.hexdigest()
@@ -97,6 +99,7 @@ def ensure_backend_env(session: nox.Session, backend: str) -> str:
     install_args = ["-c", rel(CONSTRAINTS), "-r", rel(TEST_REQUIREMENTS)]
     for package in PACKAGES:
         install_args += ["-e", editable_spec(session, package, backend)]
+    install_args += ["-e", f"{rel(TOY_DOMAIN)}[{backend}]"]  # the CLI tests' plugin, a test-only package
     stamp = env_stamp(install_args)
     NOX_DIR.mkdir(exist_ok=True)
     with open(NOX_DIR / f"env-{backend}.lock", "w") as lock:

@@ -65,7 +65,7 @@ def gmres(
         r = b - matvec(x)
         beta = ops.norm(r, 2)
         V = ops.set_slot(ops.zeros((batch, m + 1, n), b), 0, r / ops.maximum(beta, ops.tiny(b))[:, None])
-        e = ops.where(ops.arange(m + 1, b) == 0, beta[:, None], 0.0 * b[:, :1])
+        e = ops.where(ops.arange(m + 1, b) == 0, beta[:, None], ops.zeros((batch, m + 1), b))
         carry = (V, ops.zeros((batch, m, m + 1), b), ops.zeros((batch, m), b), ops.zeros((batch, m), b), e)
         V, H, _, _, e = ops.fori_loop(0, m, arnoldi_step, carry)
         R = ops.transpose(H)[:, :m, :]  # upper triangular (batch, m, m)

@@ -56,7 +56,7 @@ class AndersonSolver:
 
     def step(self, ops: Ops, state: State, z: Array, fz: Array) -> tuple[Array, State]:
         """Store ``(z, f(z))`` in the ring buffer and return the Anderson mix."""
-        m = self.memory
+        m, batch = self.memory, z.shape[0]
         count = state["count"]
         X = ops.set_slot(state["X"], count % m, z)
         F = ops.set_slot(state["F"], count % m, fz)
@@ -66,10 +66,10 @@ class AndersonSolver:
         G_const = ops.stop_gradient(G)  # the scale only conditions the solve: alpha does not depend on it
         scale = ops.max(ops.sqrt(ops.sum(G_const * G_const, axis=2)), axis=1)  # (batch,)
         Gn = G / ops.maximum(scale, ops.tiny(z))[:, None, None]
-        eye = ops.where(index[:, None] == index[None, :], 1.0, 0.0 * z[0, 0])
+        eye = ops.where(index[:, None] == index[None, :], ops.full((m, m), 1.0, z), ops.zeros((m, m), z))
         both = valid[:, None] & valid[None, :]
         H = ops.where(both, Gn @ ops.transpose(Gn) + self.ridge * eye, eye)  # unused slots: identity
-        rhs = ops.where(valid, 1.0, 0.0 * z[:, :1])  # (batch, m)
+        rhs = ops.where(valid, ops.full((batch, m), 1.0, z), ops.zeros((batch, m), z))
         w = ops.solve(H, rhs)
         alpha = (w / ops.sum(w, axis=1)[:, None])[:, None, :]  # (batch, 1, m)
         mix_f = (alpha @ F)[:, 0]

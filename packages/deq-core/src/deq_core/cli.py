@@ -1,0 +1,166 @@
+"""The ``deq`` command: ``deq list`` shows the installed domains, ``deq run DOMAIN`` runs one and reports.
+
+``deq run`` calls the domain's ``run`` (see :mod:`deq_core.domains`), prints a table, and writes
+``report.json`` (atomically, schema-checked) and ``scaling.png`` into ``--out``. Bad names (domain, task,
+backend, device) end the command with a one-line error listing the valid choices and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from deq_core.analysis.plot import plot_scaling
+from deq_core.analysis.report import ReportError, package_versions, validate_report, write_report
+from deq_core.analysis.table import format_table
+from deq_core.domains import BACKENDS, discover
+
+DEVICES = ("cpu", "cuda")
+
+
+class UsageError(Exception):
+    """A bad command line; printed as one line, exit code 2."""
+
+
+def _choose(kind: str, value: str, valid: Sequence[str]) -> str:
+    if value not in valid:
+        listed = ", ".join(valid) if valid else "(none installed)"
+        raise UsageError(f"unknown {kind} {value!r}; valid {kind}s: {listed}")
+    return value
+
+
+def _installed_backends() -> list[str]:
+    return [b for b in BACKENDS if importlib.util.find_spec(b) is not None]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="deq", description="Implicit-model domains: run, report, plot.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("list", help="show the installed domains and their tasks")
+    run = commands.add_parser(
+        "run", help="train and evaluate one domain task; write report.json and scaling.png"
+    )
+    run.add_argument("domain", help="domain name (see `deq list`)")
+    run.add_argument("--task", help="task of the domain (default: its first task)")
+    run.add_argument("--quick", action="store_true", help="small configuration (seconds to a minute)")
+    run.add_argument("--backend", help="torch or jax (default: $DEQ_BACKEND, else the first installed)")
+    run.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    run.add_argument("--out", type=Path, help="output folder (default: runs/DOMAIN-TASK-BACKEND)")
+    run.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    run.add_argument("--threads", type=int, help="CPU threads for the backend")
+    return parser
+
+
+def _list() -> int:
+    domains, errors = discover()
+    if not domains and not errors:
+        print("no deq domains installed (entry-point group 'deq.domains')")
+    for name, domain in domains.items():
+        backends = ", ".join(getattr(domain, "backends", BACKENDS))
+        description = getattr(domain, "description", "")
+        print(f"{name}" + (f": {description}" if description else "") + f"  [backends: {backends}]")
+        width = max(len(task) for task in domain.tasks)
+        for task, text in domain.tasks.items():
+            print(f"  {task.ljust(width)}  {text}")
+    for name, error in errors.items():
+        print(f"{name}: BROKEN ({error})")
+    return 0
+
+
+def _set_threads(backend: str, threads: int | None) -> None:
+    """Limit the backend's CPU threads (set before the domain first imports the backend)."""
+    if threads is None:
+        return
+    if threads < 1:
+        raise UsageError(f"--threads must be >= 1, got {threads}")
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    if backend == "torch":
+        import torch
+
+        torch.set_num_threads(threads)
+    else:
+        flags = os.environ.get("XLA_FLAGS", "")
+        if threads == 1 and "xla_cpu_multi_thread_eigen" not in flags:
+            os.environ["XLA_FLAGS"] = f"{flags} --xla_cpu_multi_thread_eigen=false".strip()
+
+
+def _check_device(backend: str, device: str) -> None:
+    """Fail early, in one line, when ``--device cuda`` has no GPU behind it."""
+    if device != "cuda":
+        return
+    if backend == "torch":
+        import torch
+
+        available = torch.cuda.is_available()
+    else:
+        import jax
+
+        available = any(d.platform == "gpu" for d in jax.devices())
+    if not available:
+        raise UsageError(f"--device cuda: no GPU is visible to {backend}; valid devices here: cpu")
+
+
+def _run(args: argparse.Namespace) -> int:
+    domains, errors = discover()
+    if args.domain in errors:
+        raise UsageError(f"domain {args.domain!r} is installed but failed to load: {errors[args.domain]}")
+    domain = domains[_choose("domain", args.domain, sorted(domains))]
+    task = args.task if args.task is not None else next(iter(domain.tasks))
+    _choose("task", task, list(domain.tasks))
+    supported = list(getattr(domain, "backends", BACKENDS))
+    installed = [b for b in supported if b in _installed_backends()]
+    backend = args.backend or os.environ.get("DEQ_BACKEND") or (installed[0] if installed else supported[0])
+    _choose("backend", backend, supported)
+    if backend not in installed:
+        raise UsageError(
+            f"backend {backend!r} is not installed here; installed backends: {', '.join(installed)}"
+        )
+    _choose("device", args.device, list(DEVICES))
+    _set_threads(backend, args.threads)
+    _check_device(backend, args.device)
+
+    out_dir = args.out if args.out is not None else Path("runs") / f"{domain.name}-{task}-{backend}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    config = domain.default_config(task, args.quick)
+    start = time.perf_counter()
+    report = domain.run(task, config, backend, args.device, out_dir, args.seed)
+    report = _complete(report, config, backend, time.perf_counter() - start)
+    try:
+        validate_report(report)
+    except ReportError as exc:
+        print(f"deq: error: domain {domain.name!r} returned an invalid report: {exc}", file=sys.stderr)
+        return 1
+    print(format_table(report))
+    report_path = write_report(report, out_dir / "report.json")
+    plot_path = plot_scaling(report, out_dir / "scaling.png")
+    print(f"wrote {report_path} and {plot_path}")
+    return 0
+
+
+def _complete(report: Any, config: dict[str, Any], backend: str, seconds: float) -> Any:
+    """Fill in ``seconds``, ``config`` and ``versions`` where the domain left them out."""
+    if isinstance(report, dict):
+        report.setdefault("seconds", seconds)
+        report.setdefault("config", config)
+        report.setdefault("versions", package_versions(backend))
+    return report
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``deq`` console script; returns the exit code."""
+    args = _parser().parse_args(argv)
+    try:
+        return _list() if args.command == "list" else _run(args)
+    except UsageError as exc:
+        print(f"deq: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
