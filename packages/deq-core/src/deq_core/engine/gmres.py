@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from deq_core.engine.loop import LoopResult
 from deq_core.engine.ops import Array, Ops
+from deq_core.engine.solvers import _combine, _project
 
 
 def gmres(
@@ -107,16 +108,6 @@ def gmres(
         nonfinite=~ops.isfinite(true_abs),
         trace=state["res"][None],
     )
-
-
-def _project(V: Array, w: Array) -> Array:
-    """Coefficients ``V w`` of ``w`` on the basis rows of ``V`` (batch, k, n) -> (batch, k)."""
-    return (V * w[:, None, :]).sum(2)
-
-
-def _combine(V: Array, h: Array) -> Array:
-    """``sum_i h[:, i] V[:, i]``."""
-    return (V * h[:, :, None]).sum(1)
 
 
 def _at(ops: Ops, x: Array, i: Array | int) -> Array:

@@ -49,19 +49,17 @@ def iterate(
         "z": z0,
         "solver": solver.init(ops, z0),
         "best_z": z0,
-        "best": inf,
         "best_abs": inf,
         "best_rel": inf,
         "nstep": ops.zeros((batch,), z0, dtype="int"),
         "active": ~ops.zeros((batch,), z0, dtype="bool"),
-        "converged": ops.zeros((batch,), z0, dtype="bool"),
-        "nonfinite": ops.zeros((batch,), z0, dtype="bool"),
         "trace": ops.full((max_iter, batch), float("nan"), z0),
     }
     tiny = ops.tiny(z0)
+    best_key = "best_rel" if stop.kind == "rel" else "best_abs"
 
     def cond(s: dict) -> Any:
-        return ops.any(s["active"])
+        return ops.any(s["active"]) & (s["k"] < max_iter)
 
     def body(s: dict) -> dict:
         z, active = s["z"], s["active"]
@@ -69,34 +67,33 @@ def iterate(
         abs_res = ops.norm(ops.stop_gradient(fz - z), stop.norm)
         rel_res = abs_res / ops.maximum(ops.norm(ops.stop_gradient(fz), stop.norm), tiny)
         res = rel_res if stop.kind == "rel" else abs_res
-        finite = ops.isfinite(res)
-        improved = active & (res < s["best"])
-        done = active & (res <= stop.tol)
+        improved = active & (res < s[best_key])  # NaN never improves
+        keep = active & (res > stop.tol) & (res < float("inf"))  # NaN and inf stop the sample
         z_next, solver_state = solver.step(ops, s["solver"], z, fz)
-        keep = active & ~done & finite
-        k = s["k"] + 1
         return {
-            "k": k,
+            "k": s["k"] + 1,
             "z": ops.where(keep[:, None], z_next, z),
             "solver": solver_state,
             "best_z": ops.where(improved[:, None], z, s["best_z"]),
-            "best": ops.where(improved, res, s["best"]),
             "best_abs": ops.where(improved, abs_res, s["best_abs"]),
             "best_rel": ops.where(improved, rel_res, s["best_rel"]),
             "nstep": s["nstep"] + active,
-            "active": keep & (k < max_iter),
-            "converged": s["converged"] | done,
-            "nonfinite": s["nonfinite"] | (active & ~finite),
-            "trace": ops.set_row(s["trace"], s["k"], ops.where(active, res, float("nan"))),
+            "active": keep,
+            "trace": ops.set_row(s["trace"], s["k"], res),
         }
 
     state = ops.while_loop(cond, body, state, max_iter)
+    # A sample is active for exactly its first nstep iterations, so everything else is derived at the end:
+    # it converged iff its best residual met the tolerance, and it stopped early otherwise only on a
+    # non-finite residual.
+    nstep = state["nstep"]
+    converged = state[best_key] <= stop.tol
     return LoopResult(
         z=state["best_z"],
-        nstep=state["nstep"],
+        nstep=nstep,
         abs_residual=state["best_abs"],
         rel_residual=state["best_rel"],
-        converged=state["converged"],
-        nonfinite=state["nonfinite"],
-        trace=state["trace"],
+        converged=converged,
+        nonfinite=~converged & (nstep < max_iter),
+        trace=ops.where(ops.arange(max_iter, z0)[:, None] < nstep[None, :], state["trace"], float("nan")),
     )

@@ -35,9 +35,11 @@ class PicardSolver:
 class AndersonSolver:
     """Anderson acceleration (type II): mix the last ``memory`` images to minimise the mixed residual.
 
-    With ``G_i = f(z_i) - z_i`` over the kept history, solve ``min ||sum a_i G_i||`` s.t. ``sum a_i = 1``
-    by the normal equations ``(G G^T + ridge I) w = 1``, ``a = w / sum w``. Rows of ``G`` are first scaled
-    by the largest row norm, which makes ``ridge`` relative and keeps the solve well conditioned in float32.
+    With residuals ``g_i = f(z_i) - z_i`` over the kept history, solve ``min ||sum a_i g_i||`` s.t.
+    ``sum a_i = 1`` by the normal equations ``(H + ridge I) w = 1``, ``a = w / sum w``, where ``H = G G^T``
+    is kept up to date one row and column per step (O(memory * n) work instead of O(memory^2 * n)).
+    ``H`` is divided by its largest diagonal entry first, which makes ``ridge`` relative and keeps the
+    solve well conditioned in float32. The next iterate is ``sum a_i f(z_i) - (1 - damping) sum a_i g_i``.
     """
 
     def __init__(self, config: Anderson):
@@ -46,39 +48,42 @@ class AndersonSolver:
         self.damping = config.damping
 
     def init(self, ops: Ops, z: Array) -> State:
-        """Empty histories of iterates ``X`` and images ``F``, shape ``(batch, memory, n)``."""
+        """Empty histories of images ``F`` and residuals ``G`` (``(batch, memory, n)``), Gram matrix ``H``."""
         batch, n = z.shape
+        m = self.memory
         return {
-            "X": ops.zeros((batch, self.memory, n), z),
-            "F": ops.zeros((batch, self.memory, n), z),
+            "F": ops.zeros((batch, m, n), z),
+            "G": ops.zeros((batch, m, n), z),
+            "H": ops.zeros((batch, m, m), z),
             "count": 0,
         }
 
     def step(self, ops: Ops, state: State, z: Array, fz: Array) -> tuple[Array, State]:
-        """Store ``(z, f(z))`` in the ring buffer and return the Anderson mix."""
+        """Store ``(f(z), f(z) - z)`` in the ring buffer, update the Gram matrix, return the Anderson mix."""
         m, batch = self.memory, z.shape[0]
         count = state["count"]
-        X = ops.set_slot(state["X"], count % m, z)
-        F = ops.set_slot(state["F"], count % m, fz)
+        slot = count % m
+        g = fz - z
+        F = ops.set_slot(state["F"], slot, fz)
+        G = ops.set_slot(state["G"], slot, g)
+        h = _project(G, g)  # (batch, m): <g_i, g> for every slot, the new one included
         index = ops.arange(m, z)
-        valid = index < ops.minimum(count + 1, m)  # (m,): which history slots are filled
-        G = F - X
-        G_const = ops.stop_gradient(G)  # the scale only conditions the solve: alpha does not depend on it
-        scale = ops.max(ops.sqrt(ops.sum(G_const * G_const, axis=2)), axis=1)  # (batch,)
-        Gn = G / ops.maximum(scale, ops.tiny(z))[:, None, None]
+        is_slot = index == slot
+        H = ops.where(is_slot[None, :, None], h[:, None, :], state["H"])
+        H = ops.where(is_slot[None, None, :], h[:, :, None], H)
+        valid = index < ops.minimum(count + 1, m)  # which slots hold history
         eye = ops.where(index[:, None] == index[None, :], ops.full((m, m), 1.0, z), ops.zeros((m, m), z))
         both = valid[:, None] & valid[None, :]
-        H = ops.where(both, Gn @ ops.transpose(Gn) + self.ridge * eye, eye)  # unused slots: identity
+        diag = ops.sum(ops.where(eye > 0, ops.stop_gradient(H), ops.zeros((m, m), z)), axis=2)
+        scale = ops.maximum(ops.max(ops.where(valid, diag, ops.zeros((batch, m), z)), axis=1), ops.tiny(z))
+        system = ops.where(both, H / scale[:, None, None] + self.ridge * eye, eye)  # unused slots: identity
         rhs = ops.where(valid, ops.full((batch, m), 1.0, z), ops.zeros((batch, m), z))
-        w = ops.solve(H, rhs)
-        alpha = (w / ops.sum(w, axis=1)[:, None])[:, None, :]  # (batch, 1, m)
-        mix_f = (alpha @ F)[:, 0]
-        if self.damping == 1.0:
-            z_next = mix_f
-        else:
-            mix_x = (alpha @ X)[:, 0]
-            z_next = mix_x + self.damping * (mix_f - mix_x)
-        return z_next, {"X": X, "F": F, "count": count + 1}
+        w = ops.solve(system, rhs)
+        alpha = w / ops.sum(w, axis=1)[:, None]
+        z_next = _combine(F, alpha)
+        if self.damping != 1.0:
+            z_next = z_next - (1.0 - self.damping) * _combine(G, alpha)
+        return z_next, {"F": F, "G": G, "H": H, "count": count + 1}
 
 
 class BroydenSolver:
@@ -108,8 +113,8 @@ class BroydenSolver:
         g = fz - z
         dz = z - state["z_prev"]
         dg = g - state["g_prev"]
-        vt = -dz + _bmv_t(V, U @ dz[:, :, None])  # dz^T J^{-1}
-        jdg = -dg + _bmv_t(U, V @ dg[:, :, None])  # J^{-1} dg
+        vt = -dz + _combine(V, _project(U, dz))  # dz^T J^{-1}
+        jdg = -dg + _combine(U, _project(V, dg))  # J^{-1} dg
         den = ops.dot(vt, dg)
         ok = (ops.abs(den) > 1e3 * ops.tiny(z))[:, None]
         safe = ops.where(ok, den[:, None], 1.0)
@@ -118,14 +123,19 @@ class BroydenSolver:
         slot = state["count"] % self.memory
         U = ops.set_slot(U, slot, u)
         V = ops.set_slot(V, slot, vt)
-        update = g - _bmv_t(U, V @ g[:, :, None])  # -J^{-1} g
+        update = g - _combine(U, _project(V, g))  # -J^{-1} g
         new_state = {"U": U, "V": V, "z_prev": z, "g_prev": g, "count": state["count"] + 1}
         return z + update, new_state
 
 
-def _bmv_t(M: Array, coeffs: Array) -> Array:
-    """``sum_i coeffs[:, i] * M[:, i, :]`` for ``M`` ``(batch, m, n)`` and ``coeffs`` ``(batch, m, 1)``."""
-    return (M * coeffs).sum(1)
+def _project(M: Array, x: Array) -> Array:
+    """``M x`` per sample, ``(batch, m, n) x (batch, n) -> (batch, m)``; broadcast-and-sum beats small bmm."""
+    return (M * x[:, None, :]).sum(2)
+
+
+def _combine(M: Array, c: Array) -> Array:
+    """``sum_i c[:, i] M[:, i]`` per sample: ``(batch, m, n), (batch, m) -> (batch, n)``."""
+    return (M * c[:, :, None]).sum(1)
 
 
 def make_solver(config: Picard | Anderson | Broyden) -> PicardSolver | AndersonSolver | BroydenSolver:
