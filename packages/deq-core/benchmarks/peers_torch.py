@@ -1,0 +1,278 @@
+"""deq-core (PyTorch) against torchdeq and a hand-written Picard loop, on the same problems in one run.
+
+    python packages/deq-core/benchmarks/peers_torch.py [--repeats 7] [--out results/peers_torch]
+
+Rows: forward solves of a tanh cell (d = 256 and 2048, batch 64, spectral radius 0.9 and 0.98) and of a small
+conv DEQ, and training steps (forward + backward) with each library's exact (implicit) gradient and torchdeq's
+default one-step gradient. Every row reports the median time over interleaved repeats, the f evaluations
+(per sample, mean), the achieved residual ``max_batch ||f(z) - z|| / ||f(z)||`` of the returned ``z``, and for
+training steps the gradient's relative error against long unrolled autograd in float64.
+Needs ``torchdeq`` (``pip install torchdeq``); absolute times are for ratios only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import platform
+from collections.abc import Callable
+
+import torch
+
+from deq_core import Implicit
+from deq_core.analysis.timing import interleaved_medians, write_results
+from deq_core.torch import fixed_point
+
+TOL = 1e-4
+
+
+class Counted:
+    """Wrap ``f(z)`` and count sample-evaluations."""
+
+    def __init__(self, f: Callable[[torch.Tensor], torch.Tensor]):
+        self.f, self.evals = f, 0
+
+    def __call__(self, z: torch.Tensor) -> torch.Tensor:
+        self.evals += z.shape[0]
+        return self.f(z)
+
+
+def tanh_problem(d: int, rho: float, batch: int = 64, seed: int = 0):
+    """``z -> tanh(W z + x)`` with ``||W||_2 = rho``; returns (W, x)."""
+    g = torch.Generator().manual_seed(seed)
+    W = torch.randn(d, d, generator=g)
+    W = rho * W / torch.linalg.matrix_norm(W, 2)
+    return W, torch.randn(batch, d, generator=g)
+
+
+def conv_problem(batch: int = 16, channels: int = 16, size: int = 32, rho: float = 0.9, seed: int = 0):
+    """A conv DEQ cell ``(z, u) -> tanh(conv(z) + u)`` whose conv has operator norm ``rho``, with the
+    injection ``u = GroupNorm(conv_in(x))``; returns (cell, z0, u)."""
+    g = torch.Generator().manual_seed(seed)
+    conv = torch.nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+    conv_in = torch.nn.Conv2d(3, channels, 3, padding=1)
+    norm = torch.nn.GroupNorm(4, channels)
+    with torch.no_grad():
+        conv.weight.copy_(torch.randn(conv.weight.shape, generator=g))
+        v = torch.randn(1, channels, size, size, generator=g)
+        for _ in range(50):  # power iteration on conv^T conv for its operator norm
+            v = torch.nn.functional.conv_transpose2d(conv(v), conv.weight, padding=1)
+            v = v / v.norm()
+        conv.weight.mul_(rho / conv(v).norm())
+    x = torch.randn(batch, 3, size, size, generator=g)
+    injection = norm(conv_in(x)).detach()
+    return (lambda z, u: torch.tanh(conv(z) + u)), torch.zeros(batch, channels, size, size), injection
+
+
+def residual(f: Callable, z: torch.Tensor) -> float:
+    """``max_batch ||f(z) - z|| / ||f(z)||``."""
+    with torch.no_grad():
+        fz = f(z)
+        num = (fz - z).flatten(1).norm(dim=1)
+        return float((num / fz.flatten(1).norm(dim=1)).max())
+
+
+def picard_floor(f: Callable, z0: torch.Tensor, tol: float, max_iter: int = 500) -> torch.Tensor:
+    """The hand-written loop: iterate the whole batch until its worst relative residual is below ``tol``."""
+    z = z0
+    for _ in range(max_iter):
+        fz = f(z)
+        if float(((fz - z).flatten(1).norm(dim=1) / fz.flatten(1).norm(dim=1)).max()) <= tol:
+            return fz
+        z = fz
+    return z
+
+
+def forward_rows(name: str, cell: Callable, z0: torch.Tensor, data: torch.Tensor, repeats: int) -> list[dict]:
+    """Time every forward solver on ``cell(z, data)`` and describe each against the Picard floor.
+
+    deq-core receives the per-sample ``data`` through ``args`` (so it can drop converged samples);
+    the peers receive the closure ``f(z) = cell(z, data)``.
+    """
+    from torchdeq.solver import anderson_solver, fixed_point_iter
+
+    f = lambda z: cell(z, data)
+
+    flat_shape = z0.shape
+
+    def td(solver, **kw):
+        return lambda: solver(f, z0, max_iter=500, tol=TOL, stop_mode="rel", **kw)[0]
+
+    solvers = {
+        "hand-written Picard": lambda: picard_floor(f, z0, TOL),
+        "deq-core picard": lambda: fixed_point(cell, z0, data, solver="picard", tol=TOL, max_iter=500).value,
+        "deq-core anderson": lambda: fixed_point(cell, z0, data, tol=TOL, max_iter=500).value,
+        "torchdeq fixed_point_iter": td(fixed_point_iter),
+        "torchdeq anderson": td(anderson_solver),
+    }
+    rows = []
+    with torch.no_grad():
+        medians = interleaved_medians(solvers, repeats=repeats)
+        for label in solvers:
+            counted = Counted(f)
+            if label.startswith("deq-core"):
+                kind = "picard" if "picard" in label else "anderson"
+                z = fixed_point(_counting(cell, counted), z0, data, solver=kind, tol=TOL, max_iter=500).value
+            elif label.startswith("torchdeq"):
+                solver = fixed_point_iter if "fixed_point" in label else anderson_solver
+                z = solver(counted, z0, max_iter=500, tol=TOL, stop_mode="rel")[0]
+            else:
+                z = picard_floor(counted, z0, TOL)
+            rows.append(
+                {
+                    "problem": name,
+                    "case": f"solve: {label}",
+                    "ms": 1e3 * medians[label],
+                    "f evals/sample": counted.evals / flat_shape[0],
+                    "residual": residual(f, z),
+                }
+            )
+    _ratios(rows, "hand-written Picard", "torchdeq anderson")
+    return rows
+
+
+def _counting(cell: Callable, counter: Counted) -> Callable:
+    """``cell`` that adds its batch size to ``counter.evals`` on every call."""
+
+    def counted(z, data):
+        counter.evals += z.shape[0]
+        return cell(z, data)
+
+    return counted
+
+
+def _ratios(rows: list[dict], floor: str, peer: str) -> None:
+    by_case = {r["case"].split(": ", 1)[1]: r for r in rows}
+    for row in rows:
+        row["vs floor"] = row["ms"] / by_case[floor]["ms"]
+        row[f"vs {peer}"] = row["ms"] / by_case[peer]["ms"]
+
+
+def training_rows(d: int, rho: float, repeats: int) -> list[dict]:
+    """Time one forward+backward step with each exact gradient, and measure each gradient's error."""
+    from torchdeq import get_deq
+
+    W0, x = tanh_problem(d, rho)
+    W = W0.clone().requires_grad_()
+
+    def reference() -> torch.Tensor:
+        W64 = W0.double().requires_grad_()
+        z = torch.zeros(x.shape, dtype=torch.float64)
+        for _ in range(
+            3000 if rho > 0.95 else 600
+        ):  # long unrolled autograd, converged far below float32 eps
+            z = torch.tanh(z @ W64.T + x.double())
+        (g,) = torch.autograd.grad((z**2).sum(), W64)
+        return g.float()
+
+    ref = reference()
+    cell = lambda z: torch.tanh(z @ W.T + x)
+
+    def ours():
+        z = fixed_point(
+            lambda z, x: torch.tanh(z @ W.T + x),
+            torch.zeros_like(x),
+            x,
+            tol=1e-6,
+            max_iter=500,
+            backward=Implicit(tol=1e-6),
+        ).value
+        return torch.autograd.grad((z**2).sum(), W)[0]
+
+    deq_ift = get_deq(
+        f_solver="anderson",
+        f_max_iter=500,
+        f_tol=1e-6,
+        f_stop_mode="rel",
+        ift=True,
+        b_solver="anderson",
+        b_max_iter=500,
+        b_tol=1e-6,
+        b_stop_mode="rel",
+    )
+    deq_default = get_deq(f_solver="anderson", f_max_iter=500, f_tol=1e-6, f_stop_mode="rel")
+
+    def torchdeq_step(deq):
+        def step():
+            z = deq(cell, torch.zeros_like(x))[0][-1]
+            return torch.autograd.grad((z**2).sum(), W)[0]
+
+        return step
+
+    steps = {
+        "deq-core implicit": ours,
+        "torchdeq ift=True": torchdeq_step(deq_ift),
+        "torchdeq default (1-step)": torchdeq_step(deq_default),
+    }
+    medians = interleaved_medians(steps, repeats=repeats)
+    rows = []
+    for label, step in steps.items():
+        g = step()
+        rows.append(
+            {
+                "problem": f"tanh d={d} rho={rho}",
+                "case": f"train step: {label}",
+                "ms": 1e3 * medians[label],
+                "grad error": float((g - ref).norm() / ref.norm()),
+            }
+        )
+    base = rows[1]["ms"]
+    for row in rows:
+        row["vs torchdeq ift=True"] = row["ms"] / base
+    return rows
+
+
+COLUMNS = [
+    "problem",
+    "case",
+    "ms",
+    "vs floor",
+    "vs torchdeq anderson",
+    "vs torchdeq ift=True",
+    "f evals/sample",
+    "residual",
+    "grad error",
+]
+
+
+def main() -> None:
+    """Run every row and write the JSON + Markdown results."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--quick", action="store_true", help="d=256 only, fewer repeats (a smoke run)")
+    parser.add_argument("--out", default="results/peers_torch")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    dims = [256] if args.quick else [256, 2048]
+    rows = []
+    for d in dims:
+        for rho in (0.9, 0.98):
+            W, x = tanh_problem(d, rho)
+            rows += forward_rows(
+                f"tanh d={d} rho={rho}",
+                lambda z, x, W=W: torch.tanh(z @ W.T + x),
+                torch.zeros_like(x),
+                x,
+                args.repeats,
+            )
+    cell, z0, u = conv_problem()
+    rows += forward_rows("conv 16ch 32x32 batch 16", cell, z0, u, args.repeats)
+    for d in dims:
+        rows += training_rows(d, 0.9, args.repeats)
+    from pathlib import Path
+
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "machine": platform.platform(),
+        "processor": platform.processor(),
+        "threads": args.threads,
+        "torch": torch.__version__,
+        "torchdeq": importlib.metadata.version("torchdeq"),
+        "tol": TOL,
+    }
+    print(write_results(rows, COLUMNS, args.out, meta))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,22 @@
+"""Backend-free training machinery: run configuration, step loop, atomic files, checkpoints, executors.
+
+Nothing here imports torch or jax; the trainers in :mod:`deq_core.torch.train` and :mod:`deq_core.jax.train`
+build on it.
+"""
+
+from deq_core.training.checkpoints import CheckpointDir
+from deq_core.training.config import History, TrainConfig
+from deq_core.training.executor import map_chunks, spawn_seeds
+from deq_core.training.files import atomic_path, atomic_write
+from deq_core.training.loop import run_steps
+
+__all__ = [
+    "CheckpointDir",
+    "History",
+    "TrainConfig",
+    "atomic_path",
+    "atomic_write",
+    "map_chunks",
+    "run_steps",
+    "spawn_seeds",
+]
