@@ -1,4 +1,4 @@
-"""deq-core (JAX) against optimistix and jaxopt, forward and gradient, jitted, on the same problems in one run.
+"""deq-core (JAX) against optimistix and jaxopt: forward and gradient, jitted, same problems, one run.
 
     python packages/deq-core/benchmarks/peers_jax.py [--repeats 7] [--out results/peers_jax]
 
@@ -70,21 +70,39 @@ def solvers():
     import optimistix as optx
 
     def ours(kind):
-        return lambda W, x: fixed_point(lambda z, a: cell(z, (W, a)), jnp.zeros_like(x), x, solver=kind, tol=TOL,
-                                        max_iter=500, backward=Implicit(solver="gmres")).value
+        return lambda W, x: (
+            fixed_point(
+                lambda z, a: cell(z, (W, a)),
+                jnp.zeros_like(x),
+                x,
+                solver=kind,
+                tol=TOL,
+                max_iter=500,
+                backward=Implicit(solver="gmres"),
+            ).value
+        )
 
     def optimistix(adjoint):
         def solve(W, x):
             fp = optx.FixedPointIteration(rtol=TOL, atol=TOL * 1e-3)
-            sol = optx.fixed_point(cell, fp, jnp.zeros_like(x), (W, x), max_steps=500, adjoint=adjoint, throw=False)
+            sol = optx.fixed_point(
+                cell, fp, jnp.zeros_like(x), (W, x), max_steps=500, adjoint=adjoint, throw=False
+            )
             return sol.value
+
         return solve
 
     def jaxopt_solver(cls, **kw):
         def solve(W, x):
-            solver = cls(fixed_point_fun=lambda z, W, x: cell(z, (W, x)), maxiter=500, tol=TOL, implicit_diff=True,
-                         **kw)
+            solver = cls(
+                fixed_point_fun=lambda z, W, x: cell(z, (W, x)),
+                maxiter=500,
+                tol=TOL,
+                implicit_diff=True,
+                **kw,
+            )
             return solver.run(jnp.zeros_like(x), W, x).params
+
         return solve
 
     gmres = optx.ImplicitAdjoint(linear_solver=lx.GMRES(rtol=1e-6, atol=1e-6))
@@ -106,8 +124,12 @@ def rows_for(d: int, rho: float, repeats: int, gradients: bool) -> list[dict]:
     calls = {k: (lambda f=f: jax.block_until_ready(f(W, x))) for k, f in forward.items()}
     medians = interleaved_medians(calls, repeats=repeats)
     rows = [
-        {"problem": f"tanh d={d} rho={rho}", "case": f"solve: {k}", "ms": 1e3 * medians[k],
-         "residual": residual(W, x, forward[k](W, x))}
+        {
+            "problem": f"tanh d={d} rho={rho}",
+            "case": f"solve: {k}",
+            "ms": 1e3 * medians[k],
+            "residual": residual(W, x, forward[k](W, x)),
+        }
         for k in forward
     ]
     if gradients:
@@ -122,9 +144,18 @@ def rows_for(d: int, rho: float, repeats: int, gradients: bool) -> list[dict]:
         medians = interleaved_medians(calls, repeats=repeats)
         for k, g in grads.items():
             err = float(np.linalg.norm(np.asarray(g(W), np.float64) - ref) / np.linalg.norm(ref))
-            rows.append({"problem": f"tanh d={d} rho={rho}", "case": f"gradient: {k}", "ms": 1e3 * medians[k],
-                         "grad error": err})
-    for prefix, base in (("solve: ", "jaxopt FixedPointIteration"), ("gradient: ", "optimistix FixedPointIteration (GMRES adjoint)")):
+            rows.append(
+                {
+                    "problem": f"tanh d={d} rho={rho}",
+                    "case": f"gradient: {k}",
+                    "ms": 1e3 * medians[k],
+                    "grad error": err,
+                }
+            )
+    for prefix, base in (
+        ("solve: ", "jaxopt FixedPointIteration"),
+        ("gradient: ", "optimistix FixedPointIteration (GMRES adjoint)"),
+    ):
         base_ms = next((r["ms"] for r in rows if r["case"] == prefix + base), None)
         for r in rows:
             if base_ms and r["case"].startswith(prefix):
@@ -147,9 +178,16 @@ def main() -> None:
         for rho in (0.9, 0.98):
             rows += rows_for(d, rho, args.repeats, gradients=rho == 0.9)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    versions = {p: importlib.metadata.version(p) for p in ("jax", "equinox", "optimistix", "lineax", "jaxopt")}
-    meta = {"machine": platform.platform(), "processor": platform.processor(), "tol": TOL, **versions,
-            "reference peer": "jaxopt FixedPointIteration (solve), optimistix with GMRES adjoint (gradient)"}
+    versions = {
+        p: importlib.metadata.version(p) for p in ("jax", "equinox", "optimistix", "lineax", "jaxopt")
+    }
+    meta = {
+        "machine": platform.platform(),
+        "processor": platform.processor(),
+        "tol": TOL,
+        **versions,
+        "reference peer": "jaxopt FixedPointIteration (solve), optimistix with GMRES adjoint (gradient)",
+    }
     print(write_results(rows, COLUMNS, args.out, meta))
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 PER_SAMPLE_HINT = (
     " (f was called on the samples that have not converged yet: pass per-sample data through args, "
     "not through a closure, so that it is indexed with them)"
