@@ -13,6 +13,7 @@ import email.message
 import email.parser
 import fcntl
 import hashlib
+import json
 import os
 import shutil
 import sys
@@ -168,6 +169,40 @@ def integration(session: nox.Session, backend: str) -> None:
     if not target.is_dir():
         session.skip("integration_tests/ does not exist")
     run_pytest(session, backend, target, f"integration-{backend}")
+
+
+# Benchmarks run by `nox -s bench`: (script, arguments) per backend, each writing results/<name>.{json,md}.
+BENCHMARKS = {
+    "torch": [
+        ("packages/deq-core/benchmarks/peers_torch.py", ["--out", "results/peers_torch"]),
+        ("packages/deq-core/benchmarks/memory.py", ["--out", "results/memory_torch"]),
+    ],
+    "jax": [("packages/deq-core/benchmarks/peers_jax.py", ["--out", "results/peers_jax"])],
+}
+PEERS = {"torch": ["torchdeq"], "jax": ["optimistix", "lineax", "jaxopt"]}
+
+
+@nox.session(default=False)
+@nox.parametrize("backend", BACKENDS, ids=list(BACKENDS))
+def bench(session: nox.Session, backend: str) -> None:
+    """Run the benchmarks against peer libraries; write results/bench-<backend>.{json,md} (not in CI)."""
+    editables = [arg for p in PACKAGES for arg in ("-e", editable_spec(session, p, backend))]
+    session.install("-c", rel(CONSTRAINTS), *editables, *PEERS[backend])
+    env = {**test_env(backend)}
+    (ROOT / "results").mkdir(exist_ok=True)
+    outputs = []
+    for script, args in BENCHMARKS[backend]:
+        session.run("python", script, *args, *session.posargs, env=env)
+        outputs.append(ROOT / args[args.index("--out") + 1])
+    combined = {"backend": backend, "benchmarks": {}}
+    tables = []
+    for out in outputs:
+        data = json.loads(out.with_suffix(".json").read_text())
+        combined["benchmarks"][out.name] = data
+        tables.append(f"## {out.name}\n\n" + out.with_suffix(".md").read_text())
+    (ROOT / "results" / f"bench-{backend}.json").write_text(json.dumps(combined, indent=2))
+    (ROOT / "results" / f"bench-{backend}.md").write_text("\n".join(tables))
+    session.log(f"wrote results/bench-{backend}.json and results/bench-{backend}.md")
 
 
 BARE_CHECK = f"""

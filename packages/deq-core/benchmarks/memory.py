@@ -9,9 +9,11 @@ of a tanh DEQ cell (d=256, batch 64, exactly ``t`` Picard iterations).
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import torch
 
+from deq_core.analysis.timing import write_results
 from deq_core.torch import fixed_point
 
 
@@ -44,13 +46,27 @@ def saved_bytes(backward: str, iters: int, d: int = 256, batch: int = 64) -> int
 def main() -> None:
     """Print the memory table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--iters", type=int, nargs="+", default=[10, 200, 1000])
+    parser.add_argument("--iters", type=int, nargs="+", default=[10, 100, 1000])
+    parser.add_argument("--out", default="results/memory_torch")
     args = parser.parse_args()
-    print("| iterations | implicit (bytes) | unroll (bytes) | ratio |")
-    print("|---|---|---|---|")
+    rows = []
     for t in args.iters:
         implicit, unroll = saved_bytes("implicit", t), saved_bytes("unroll", t)
-        print(f"| {t} | {implicit:,} | {unroll:,} | {unroll / implicit:.0f}x |")
+        rows.append(
+            {
+                "iterations": t,
+                "implicit bytes": implicit,
+                "unroll bytes": unroll,
+                "unroll/implicit": unroll / implicit,
+            }
+        )
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    meta = {"torch": torch.__version__, "problem": "tanh cell d=256 batch 64, exactly t Picard iterations"}
+    print(
+        write_results(
+            rows, ["iterations", "implicit bytes", "unroll bytes", "unroll/implicit"], args.out, meta
+        )
+    )
 
 
 if __name__ == "__main__":
