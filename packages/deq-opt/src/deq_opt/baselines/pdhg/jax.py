@@ -129,11 +129,15 @@ def _infeasibility(
     return jnp.where(primal_inf, 2, jnp.where(dual_inf, 3, 0))
 
 
-@functools.partial(jax.jit, static_argnames=("m", "n", "opts", "consts", "step", "n_checks"))
+@functools.partial(jax.jit, static_argnames=("m", "n", "opts", "n_checks"))
 def _chunk(
-    P: dict, st: dict, *, m: int, n: int, opts: PDHGOptions, consts: tuple, step: float, n_checks: int
+    P: dict, st: dict, step: jax.Array, consts: tuple, *, m: int, n: int, opts: PDHGOptions, n_checks: int
 ) -> dict:
-    """Run up to ``n_checks`` blocks of ``opts.check_every`` PDHG steps, each followed by a restart check."""
+    """Run up to ``n_checks`` blocks of ``opts.check_every`` PDHG steps, each followed by a restart check.
+
+    ``step`` and ``consts`` (objective constant, norms of b and c) are traced: problems of one shape share
+    one compilation.
+    """
     A = functools.partial(_matvec, P["A_data"], P["A_rows"], P["A_cols"], m)
     AT = functools.partial(_matvec, P["AT_data"], P["AT_rows"], P["AT_cols"], n)
 
@@ -259,12 +263,11 @@ def solve_pdhg_jax(
         for key, val in (("x", x), ("y", y), ("Ax", Ax), ("ATy", ATy)):
             st["r_" + key] = val
             st["sum_" + key] = jnp.zeros_like(val)
-        consts = (float(p.obj_const), float(p.b_norm), float(p.c_norm))
+        consts = tuple(f(v) for v in (p.obj_const, p.b_norm, p.c_norm))
+        step = f(p.step)
         with tqdm(total=opts.max_iter, disable=not opts.progress, desc=f"PDHG-jax {lp.name}") as bar:
             while True:
-                st = _chunk(
-                    P, st, m=m, n=n, opts=opts, consts=consts, step=float(p.step), n_checks=_CHECKS_PER_CHUNK
-                )
+                st = _chunk(P, st, step, consts, m=m, n=n, opts=opts, n_checks=_CHECKS_PER_CHUNK)
                 k, status = int(st["k"]), int(st["status"])
                 bar.update(k - bar.n)
                 if status != 0 or k >= opts.max_iter:

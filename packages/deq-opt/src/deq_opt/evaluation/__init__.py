@@ -1,0 +1,1 @@
+"""Evaluation of LP models: solution metrics, Lipschitz perturbations, PDLP warm starts, figures."""

@@ -1,0 +1,210 @@
+"""One run of an LP task, backend-free: label data, train through a backend module, evaluate per budget.
+
+The backend module (``deq_opt.models.torch`` or ``deq_opt.models.jax``) provides ``build_models``,
+``train``, ``predict``, ``residual`` and ``param_count``; everything else here is numpy and OR-Tools.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from deq_opt.baselines.ortools_lp import solve_pdlp
+from deq_opt.datasets.labels import LabelledSet, label, split_seeds
+from deq_opt.evaluation.figures import plot_budget_metrics, plot_warm_start
+from deq_opt.evaluation.lipschitz import lipschitz_ratios
+from deq_opt.evaluation.metrics import solution_metrics
+from deq_opt.evaluation.warmstart import warm_start_comparison
+from deq_opt.models.graphs import Scales, decode, featurize, fit_scales
+from deq_opt.models.spec import ModelSpec
+from deq_opt.operators.lp import LinearProgram
+
+__all__ = ["OptConfig", "run_task"]
+
+
+@dataclass(frozen=True)
+class OptConfig:
+    """Every knob of an ``opt`` run (unknown keys are a TypeError naming them)."""
+
+    generator: str = "random_lp"
+    params: dict[str, Any] = field(default_factory=dict)
+    n_train: int = 2500
+    n_test: int = 1000
+    hidden: int = 48
+    pdhg_hidden: int = 32
+    gamma: float = 0.99
+    explicit_layers: int = 4
+    train_iter: int = 16
+    tol: float = 1e-4
+    pdhg_damping: float = 0.5
+    steps: int = 600
+    pdhg_steps: int = 300
+    batch: int = 64
+    lr: float = 3e-3
+    budgets: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
+    lipschitz_samples: int = 64
+    lipschitz_directions: int = 4
+    lipschitz_eps: float = 1e-4
+    warm_instances: int = 8
+    warm_tolerances: tuple[float, ...] = (1e-4, 1e-6)
+    workers: int | None = None
+
+    def spec(self) -> ModelSpec:
+        """The model hyper-parameters."""
+        return ModelSpec(
+            hidden=self.hidden,
+            pdhg_hidden=self.pdhg_hidden,
+            gamma=self.gamma,
+            explicit_layers=self.explicit_layers,
+            train_iter=self.train_iter,
+            tol=self.tol,
+            pdhg_damping=self.pdhg_damping,
+        )
+
+
+def _predictor(backend: ModuleType, model: Any, budget: int | None, scales: Scales, device: str, edges: int):
+    """``lps -> decoded (x, y)`` of ``model`` at ``budget`` (for the Lipschitz perturbations)."""
+
+    def predict(lps: Sequence[LinearProgram]) -> tuple[np.ndarray, np.ndarray]:
+        px, py = backend.predict(model, featurize(lps, scales, edges), budget, device)
+        return decode(lps, px, py, scales)
+
+    return predict
+
+
+def _evaluate(
+    backend: ModuleType, model: Any, test: LabelledSet, budget: int | None, cfg: OptConfig, ctx: dict
+) -> tuple[dict[str, float], dict[str, float], tuple[np.ndarray, np.ndarray]]:
+    """(solution metrics, Lipschitz summary, decoded predictions) of ``model`` at ``budget``."""
+    px, py = backend.predict(model, ctx["graphs"], budget, ctx["device"])
+    x, y = decode(test.lps, px, py, ctx["scales"])
+    metrics = solution_metrics(test.lps, x, y, test.x, test.y)
+    lip_lps = test.lps[: cfg.lipschitz_samples]
+    predict = _predictor(backend, model, budget, ctx["scales"], ctx["device"], ctx["graphs"].rows.shape[1])
+    lip = lipschitz_ratios(predict, lip_lps, cfg.lipschitz_directions, cfg.lipschitz_eps, ctx["seed"])
+    return metrics, lip, (x, y)
+
+
+def run_task(
+    task: str, cfg: OptConfig, backend: ModuleType, device: str, out_dir: Path, seed: int
+) -> dict[str, Any]:
+    """Label, train the three models, evaluate per budget, run the baselines and warm starts.
+
+    Returns the pieces of the report: ``iterations``, ``quality``, ``lipschitz``, ``params``, ``baselines``,
+    ``explicit``, ``extra``.
+    """
+    s_train, s_test, _ = split_seeds(seed)
+    t0 = time.perf_counter()
+    train = label(cfg.generator, cfg.params, cfg.n_train, s_train, workers=cfg.workers)
+    test = label(cfg.generator, cfg.params, cfg.n_test, s_test, workers=cfg.workers)
+    label_seconds = time.perf_counter() - t0
+    scales = fit_scales(train.lps, train.x, train.y)
+    edges = max(lp.A.nnz for lp in [*train.lps, *test.lps])
+    graphs_train = featurize(train.lps, scales, edges)
+    ctx = {"graphs": featurize(test.lps, scales, edges), "scales": scales, "device": device, "seed": seed}
+    m, n = train.lps[0].shape
+    models = backend.build_models(cfg.spec(), n, m)
+    losses, seconds = {}, {}
+    for name, steps in (("gnn", cfg.steps), ("pdhg", cfg.pdhg_steps), ("explicit", cfg.steps)):
+        t = time.perf_counter()
+        models[name], losses[name] = backend.train(
+            models[name],
+            graphs_train,
+            train.x / scales.x,
+            train.y / scales.y,
+            steps=steps,
+            batch=cfg.batch,
+            lr=cfg.lr,
+            seed=seed,
+            device=device,
+        )
+        seconds[name] = time.perf_counter() - t
+    per_budget: dict[str, dict[str, list[float]]] = {"gnn": {}, "pdhg": {}}
+    lipschitz: dict[str, dict[str, list[float]]] = {
+        "gnn": {"max": [], "mean": []},
+        "pdhg": {"max": [], "mean": []},
+    }
+    last: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for name in ("gnn", "pdhg"):
+        for t in cfg.budgets:
+            metrics, lip, last[name] = _evaluate(backend, models[name], test, t, cfg, ctx)
+            res = backend.residual(models[name], ctx["graphs"], t, device)
+            metrics |= {"residual_mean": float(res.mean()), "residual_max": float(res.max())}
+            for key, value in metrics.items():
+                per_budget[name].setdefault(key, []).append(value)
+            for key in ("max", "mean"):
+                lipschitz[name][key].append(lip[key])
+    explicit_metrics, explicit_lip, last["explicit"] = _evaluate(
+        backend, models["explicit"], test, None, cfg, ctx
+    )
+    n_warm = min(cfg.warm_instances, len(test.lps))
+    warm_lps = test.lps[:n_warm]
+    gx, gy = last["gnn"]
+    px, py = last["pdhg"]
+    starts = {
+        "cold": (None, None),
+        "DEQ-GNN primal only": (gx[:n_warm], None),
+        "DEQ-GNN primal+dual": (gx[:n_warm], gy[:n_warm]),
+        "learned PDHG primal+dual": (px[:n_warm], py[:n_warm]),
+        "GLOP optimum primal+dual": (test.x[:n_warm], test.y[:n_warm]),
+    }
+    warm = warm_start_comparison(warm_lps, starts, cfg.warm_tolerances)
+    warm_error = {
+        name: solution_metrics(warm_lps, x[:n_warm], y[:n_warm], test.x[:n_warm], test.y[:n_warm])
+        for name, (x, y) in (("DEQ-GNN", last["gnn"]), ("learned PDHG", last["pdhg"]))
+    }
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    plot_warm_start(warm, out_dir / "warm_start.png", f"opt/{task}: PDLP warm start (mean of {n_warm} LPs)")
+    plot_budget_metrics(
+        cfg.budgets,
+        {f"{name} ({task})": series for name, series in per_budget.items()},
+        out_dir / "budget_metrics.png",
+        f"opt/{task}: test metrics per iteration budget",
+    )
+    pdlp = [solve_pdlp(lp, tol=1e-4) for lp in test.lps[: cfg.warm_instances]]
+    glop_seconds = float(np.mean(test.seconds))
+    baselines = {
+        "glop (exact, labels)": {"value": 0.0, "seconds": glop_seconds},
+        "pdlp tol 1e-4": {
+            "value": solution_metrics(
+                test.lps[:n_warm],
+                np.stack([r.x for r in pdlp]),
+                np.stack([r.y for r in pdlp]),
+                test.x[:n_warm],
+                test.y[:n_warm],
+            )["primal_error"],
+            "seconds": float(np.mean([r.seconds for r in pdlp])),
+        },
+    }
+    return {
+        "iterations": list(cfg.budgets),
+        "quality": per_budget["gnn"]["primal_error"],
+        "lipschitz": {**lipschitz["gnn"], "explicit": explicit_lip},
+        "explicit": explicit_metrics["primal_error"],
+        "baselines": baselines,
+        "params": {
+            "implicit": backend.param_count(models["gnn"]),
+            "explicit": backend.param_count(models["explicit"]),
+        },
+        "extra": {
+            "deq_gnn_per_budget": per_budget["gnn"],
+            "learned_pdhg_per_budget": per_budget["pdhg"],
+            "learned_pdhg_lipschitz": lipschitz["pdhg"],
+            "learned_pdhg_params": backend.param_count(models["pdhg"]),
+            "explicit_metrics": explicit_metrics,
+            "warm_start": warm,
+            "warm_start_prediction_error": warm_error,
+            "train_loss": losses,
+            "train_seconds": seconds,
+            "label_seconds": label_seconds,
+            "shape": [m, n],
+            "figures": ["warm_start.png", "budget_metrics.png"],
+        },
+    }

@@ -1,0 +1,340 @@
+"""LP models in JAX/Equinox: the contractive DEQ-GNN, a learned weight-tied PDHG as a DEQ, the explicit GNN.
+
+The same architectures as :mod:`deq_opt.models.torch`; message passing is a gather plus ``segment_sum`` on
+the flattened batch, so everything runs under ``jax.jit`` on any device.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from tqdm.auto import tqdm
+
+from deq_core.jax import DEQ
+from deq_core.jax.analysis import iterate
+from deq_opt.models.graphs import CON_FEATURES, VAR_FEATURES, GraphBatch
+from deq_opt.models.spec import ModelSpec, explicit_width
+
+__all__ = [
+    "DEQGNN",
+    "ExplicitGNN",
+    "LearnedPDHG",
+    "build_models",
+    "graph_arrays",
+    "param_count",
+    "predict",
+    "residual",
+    "train",
+]
+
+Graph = dict[str, jax.Array]
+
+
+def graph_arrays(batch: GraphBatch) -> Graph:
+    """The batch's arrays as JAX arrays (float32 / int32)."""
+    return {
+        "var": jnp.asarray(batch.var, jnp.float32),
+        "con": jnp.asarray(batch.con, jnp.float32),
+        "bounds": jnp.asarray(batch.bounds, jnp.float32),
+        "rows": jnp.asarray(batch.rows, jnp.int32),
+        "cols": jnp.asarray(batch.cols, jnp.int32),
+        "vals": jnp.asarray(batch.vals, jnp.float32),
+    }
+
+
+def _spmm(g: Graph, h: jax.Array, transpose: bool) -> jax.Array:
+    """``A^ h`` (B, m, d) from (B, n, d), or ``A^T h`` with ``transpose``, by gather + segment_sum."""
+    src_idx, dst_idx = (g["rows"], g["cols"]) if transpose else (g["cols"], g["rows"])
+    size = g["var"].shape[1] if transpose else g["con"].shape[1]
+    B, E = src_idx.shape
+    d = h.shape[-1]
+    src = jnp.take_along_axis(h, src_idx[..., None], axis=1) * g["vals"][..., None]
+    dst = (dst_idx + jnp.arange(B)[:, None] * size).reshape(-1)
+    out = jax.ops.segment_sum(src.reshape(B * E, d), dst, num_segments=B * size)
+    return out.reshape(B, size, d)
+
+
+def _capped(w: jax.Array, cap: float) -> jax.Array:
+    """``w`` rescaled so that its spectral norm is at most ``cap``."""
+    return w * jnp.minimum(cap / (jnp.linalg.norm(w, 2) + 1e-12), 1.0)
+
+
+def _violation(ax: jax.Array, g: Graph) -> jax.Array:
+    """Row-bound violation of the activities ``ax`` (B, m) in the same units (1-Lipschitz in ``ax``)."""
+    has_lo, has_hi = g["con"][..., 1], g["con"][..., 3]
+    lo, hi = g["bounds"][..., 0], g["bounds"][..., 1]
+    return has_lo * jax.nn.relu(lo - ax) - has_hi * jax.nn.relu(ax - hi)
+
+
+class _MLP(eqx.Module):
+    """``Linear -> tanh -> Linear`` applied to the last axis."""
+
+    a: eqx.nn.Linear
+    b: eqx.nn.Linear
+
+    def __init__(self, n_in: int, d: int, n_out: int, key: jax.Array):
+        ka, kb = jax.random.split(key)
+        self.a, self.b = eqx.nn.Linear(n_in, d, key=ka), eqx.nn.Linear(d, n_out, key=kb)
+
+    def __call__(self, h: jax.Array) -> jax.Array:
+        """Apply to (..., n_in)."""
+        return jnp.tanh(h @ self.a.weight.T + self.a.bias) @ self.b.weight.T + self.b.bias
+
+
+class _Heads(eqx.Module):
+    """Linear primal head (also the dynamic variable feature) and a small MLP dual head."""
+
+    wx: jax.Array
+    bx: jax.Array
+    y: _MLP
+
+    def __init__(self, d: int, key: jax.Array):
+        k1, k2 = jax.random.split(key)
+        self.wx, self.bx = jax.random.normal(k1, (d,)) / d**0.5, jnp.zeros(())
+        self.y = _MLP(d, d, 1, k2)
+
+    def x(self, hv: jax.Array) -> jax.Array:
+        """Scaled primal estimate (B, n) from (B, n, d)."""
+        return hv @ self.wx + self.bx
+
+
+class GNNCell(eqx.Module):
+    """The DEQ-GNN block (see :class:`deq_opt.models.torch.GNNCell`): contractive with rate ``gamma^2``."""
+
+    w1: jax.Array
+    w2: jax.Array
+    u: jax.Array
+    d: int = eqx.field(static=True)
+    n: int = eqx.field(static=True)
+    gamma: float = eqx.field(static=True)
+
+    def __init__(self, d: int, n: int, gamma: float, key: jax.Array):
+        k1, k2, k3 = jax.random.split(key, 3)
+        self.w1 = jax.random.normal(k1, (d, d)) / d**0.5
+        self.w2 = jax.random.normal(k2, (d, d)) / d**0.5
+        self.u = jax.random.normal(k3, (d,)) / d**0.5
+        self.d, self.n, self.gamma = d, n, gamma
+
+    def weights(self, heads: _Heads) -> dict[str, jax.Array]:
+        """The capped weights (computed once per solve, passed through the cell's arguments)."""
+        bound = jnp.linalg.norm(self.w1, 2) + jnp.linalg.norm(heads.wx) * jnp.linalg.norm(self.u)
+        k1 = jnp.minimum(self.gamma / (bound + 1e-12), 1.0)
+        return {"w1": k1 * self.w1, "u": k1 * self.u, "w2": _capped(self.w2, self.gamma)}
+
+    def __call__(self, z: jax.Array, a: dict[str, Any]) -> jax.Array:
+        """One application of the block to ``z = [h_v, h_c]`` (B, (n + m) d)."""
+        B, d, n = z.shape[0], self.d, self.n
+        hv = z[:, : n * d].reshape(B, n, d)
+        g, w, heads = a["graph"], a["weights"], a["heads"]
+        viol = _violation(_spmm(g, heads.x(hv)[..., None], False)[..., 0], g)
+        hc = jnp.tanh(a["ec"] + _spmm(g, hv @ w["w1"], False) + viol[..., None] * w["u"])
+        hv = jnp.tanh(a["ev"] + _spmm(g, hc @ w["w2"], True))
+        return jnp.concatenate([hv.reshape(B, -1), hc.reshape(B, -1)], axis=1)
+
+
+class PDHGCell(eqx.Module):
+    """The PDHG-Net-like weight-tied layer (see :class:`deq_opt.models.torch.PDHGCell`)."""
+
+    w: jax.Array
+    d: int = eqx.field(static=True)
+    n: int = eqx.field(static=True)
+
+    def __init__(self, d: int, n: int, key: jax.Array):
+        self.w = jax.random.normal(key, (4, d, d)) / d**0.5
+        self.d, self.n = d, n
+
+    def weights(self, heads: _Heads) -> tuple[jax.Array, ...]:
+        """The four weights capped at spectral norm 1."""
+        return tuple(_capped(self.w[i], 1.0) for i in range(4))
+
+    def __call__(self, z: jax.Array, a: dict[str, Any]) -> jax.Array:
+        """One primal-dual step on ``z = [X, Y]``."""
+        B, d, n = z.shape[0], self.d, self.n
+        X, Y = z[:, : n * d].reshape(B, n, d), z[:, n * d :].reshape(B, -1, d)
+        wx, wxy, wy, wyx = a["weights"]
+        g = a["graph"]
+        Xn = jnp.tanh(X @ wx + _spmm(g, Y @ wxy, True) - a["ev"])
+        Yn = jnp.tanh(Y @ wy - _spmm(g, (2 * Xn - X) @ wyx, False) + a["ec"])
+        return jnp.concatenate([Xn.reshape(B, -1), Yn.reshape(B, -1)], axis=1)
+
+
+class _Implicit(eqx.Module):
+    """Encoders + a DEQ over a cell + readout heads; ``model(g, budget)`` -> scaled (x, y)."""
+
+    enc_v: _MLP
+    enc_c: _MLP
+    heads: _Heads
+    deq: DEQ
+    d: int = eqx.field(static=True)
+    n: int = eqx.field(static=True)
+    m: int = eqx.field(static=True)
+
+    def _args(self, g: Graph) -> dict[str, Any]:
+        return {
+            "ev": self.enc_v(g["var"]),
+            "ec": self.enc_c(g["con"]),
+            "graph": g,
+            "weights": self.deq.cell.weights(self.heads),
+            "heads": self.heads,
+        }
+
+    def _z0(self, g: Graph) -> jax.Array:
+        return jnp.zeros((g["var"].shape[0], (self.n + self.m) * self.d), jnp.float32)
+
+    def _readout(self, z: jax.Array) -> tuple[jax.Array, jax.Array]:
+        B, n, d = z.shape[0], self.n, self.d
+        hv, hc = z[:, : n * d].reshape(B, n, d), z[:, n * d :].reshape(B, self.m, d)
+        return self.heads.x(hv), self.heads.y(hc)[..., 0]
+
+    def __call__(self, g: Graph, budget: int | None = None) -> tuple[jax.Array, jax.Array]:
+        """Scaled (x, y): at the equilibrium (``budget=None``) or after exactly ``budget`` solver steps."""
+        args, z0 = self._args(g), self._z0(g)
+        if budget is None:
+            z = self.deq(args, z0)[0]
+        else:
+            z = iterate(self.deq.cell, z0, args, budget, self.deq.options.solver)
+        return self._readout(z)
+
+    def residual(self, g: Graph, budget: int) -> jax.Array:
+        """Per-instance relative fixed-point residual after ``budget`` steps."""
+        args, z0 = self._args(g), self._z0(g)
+        z = iterate(self.deq.cell, z0, args, budget, self.deq.options.solver)
+        fz = self.deq.cell(z, args)
+        return jnp.linalg.norm(fz - z, axis=1) / jnp.maximum(jnp.linalg.norm(fz, axis=1), 1e-12)
+
+
+class DEQGNN(_Implicit):
+    """The weight-tied DEQ-GNN: a contractive graph-convolution block iterated to equilibrium."""
+
+    def __init__(self, spec: ModelSpec, n: int, m: int, key: jax.Array):
+        d = spec.hidden
+        k = jax.random.split(key, 4)
+        self.enc_v, self.enc_c = _MLP(VAR_FEATURES, d, d, k[0]), _MLP(CON_FEATURES, d, d, k[1])
+        self.heads = _Heads(d, k[2])
+        self.deq = DEQ(GNNCell(d, n, spec.gamma, k[3]), **spec.solve_options("gnn"))
+        self.d, self.n, self.m = d, n, m
+
+
+class LearnedPDHG(_Implicit):
+    """The learned weight-tied PDHG (PDHG-Net-like layer) solved as a DEQ with damped Picard."""
+
+    def __init__(self, spec: ModelSpec, n: int, m: int, key: jax.Array):
+        d = spec.pdhg_hidden
+        k = jax.random.split(key, 4)
+        self.enc_v, self.enc_c = _MLP(VAR_FEATURES, d, d, k[0]), _MLP(CON_FEATURES, d, d, k[1])
+        self.heads = _Heads(d, k[2])
+        self.deq = DEQ(PDHGCell(d, n, k[3]), **spec.solve_options("pdhg"))
+        self.d, self.n, self.m = d, n, m
+
+
+class ExplicitGNN(eqx.Module):
+    """``layers`` untied blocks of the DEQ-GNN's architecture (no weight caps), from a zero state."""
+
+    enc_v: _MLP
+    enc_c: _MLP
+    heads: _Heads
+    w1: jax.Array
+    w2: jax.Array
+    u: jax.Array
+
+    def __init__(self, d: int, layers: int, key: jax.Array):
+        k = jax.random.split(key, 6)
+        self.enc_v, self.enc_c = _MLP(VAR_FEATURES, d, d, k[0]), _MLP(CON_FEATURES, d, d, k[1])
+        self.heads = _Heads(d, k[2])
+        self.w1 = jax.random.normal(k[3], (layers, d, d)) / d**0.5
+        self.w2 = jax.random.normal(k[4], (layers, d, d)) / d**0.5
+        self.u = jax.random.normal(k[5], (layers, d)) / d**0.5
+
+    def __call__(self, g: Graph, budget: int | None = None) -> tuple[jax.Array, jax.Array]:
+        """Scaled (x, y) after all layers (``budget`` is ignored: the depth is fixed)."""
+        ev, ec = self.enc_v(g["var"]), self.enc_c(g["con"])
+        hv, hc = jnp.zeros_like(ev), jnp.zeros_like(ec)
+        for i in range(self.w1.shape[0]):
+            viol = _violation(_spmm(g, self.heads.x(hv)[..., None], False)[..., 0], g)
+            hc = jnp.tanh(ec + _spmm(g, hv @ self.w1[i], False) + viol[..., None] * self.u[i])
+            hv = jnp.tanh(ev + _spmm(g, hc @ self.w2[i], True))
+        return self.heads.x(hv), self.heads.y(hc)[..., 0]
+
+
+def param_count(model: eqx.Module) -> int:
+    """Number of trainable (inexact array) parameters."""
+    leaves = jax.tree.leaves(eqx.filter(model, eqx.is_inexact_array))
+    return int(sum(leaf.size for leaf in leaves))
+
+
+def build_models(spec: ModelSpec, n: int, m: int, seed: int = 0) -> dict[str, eqx.Module]:
+    """``{"gnn", "pdhg", "explicit"}``; the explicit GNN's width matches the DEQ-GNN's parameter count."""
+    k = jax.random.split(jax.random.PRNGKey(seed), 3)
+    gnn = DEQGNN(spec, n, m, k[0])
+    width = explicit_width(param_count(gnn), spec.explicit_layers)
+    return {
+        "gnn": gnn,
+        "pdhg": LearnedPDHG(spec, n, m, k[1]),
+        "explicit": ExplicitGNN(width, spec.explicit_layers, k[2]),
+    }
+
+
+def train(
+    model: eqx.Module,
+    data: GraphBatch,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    steps: int,
+    batch: int,
+    lr: float,
+    seed: int,
+    device: str,
+) -> tuple[eqx.Module, float]:
+    """Adam (cosine schedule) on the mean squared error of scaled (x, y); returns the model and last loss."""
+    g_all = graph_arrays(data)
+    xt, yt = jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32)
+    optimizer = optax.adam(optax.cosine_decay_schedule(lr, max(steps, 1)))
+    state = optimizer.init(eqx.filter(model, eqx.is_inexact_array))
+
+    def loss_fn(mdl: eqx.Module, idx: jax.Array) -> jax.Array:
+        g = {k: v[idx] for k, v in g_all.items()}
+        px, py = mdl(g)
+        return jnp.mean((px - xt[idx]) ** 2) + jnp.mean((py - yt[idx]) ** 2)
+
+    @eqx.filter_jit
+    def step(mdl: eqx.Module, st: Any, idx: jax.Array) -> tuple[eqx.Module, Any, jax.Array]:
+        loss, grads = eqx.filter_value_and_grad(loss_fn)(mdl, idx)
+        updates, st = optimizer.update(grads, st, eqx.filter(mdl, eqx.is_inexact_array))
+        return eqx.apply_updates(mdl, updates), st, loss
+
+    rng = np.random.default_rng(seed)
+    loss = jnp.zeros(())
+    for _ in tqdm(range(steps), desc=f"train {type(model).__name__}", leave=False):
+        idx = jnp.asarray(rng.integers(0, data.size, min(batch, data.size)))
+        model, state, loss = step(model, state, idx)
+    return model, float(loss)
+
+
+@eqx.filter_jit
+def _forward(model: eqx.Module, g: Graph, budget: int | None) -> tuple[jax.Array, jax.Array]:
+    return model(g, budget)
+
+
+def predict(
+    model: eqx.Module, data: GraphBatch, budget: int | None, device: str, chunk: int = 256
+) -> tuple[np.ndarray, np.ndarray]:
+    """Scaled (x, y) as numpy after exactly ``budget`` iterations (None: the equilibrium / full depth)."""
+    xs, ys = [], []
+    for lo in range(0, data.size, chunk):
+        px, py = _forward(model, graph_arrays(data.take(slice(lo, lo + chunk))), budget)
+        xs.append(np.asarray(px, np.float64))
+        ys.append(np.asarray(py, np.float64))
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def residual(model: eqx.Module, data: GraphBatch, budget: int, device: str) -> np.ndarray:
+    """Per-instance relative fixed-point residuals after ``budget`` iterations."""
+    return np.asarray(
+        eqx.filter_jit(lambda m, g: m.residual(g, budget))(model, graph_arrays(data)), np.float64
+    )
