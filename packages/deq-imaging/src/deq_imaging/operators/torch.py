@@ -211,29 +211,43 @@ class Inpainting(_Cached):
 
 
 class _RadonForward(torch.autograd.Function):
-    """Radon projection whose backward is the back-projection."""
+    """Radon projection whose backward (and forward-mode tangent) is the back-projection (projection)."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, op: Radon) -> torch.Tensor:  # type: ignore[override]
-        ctx.op = op
+    def forward(x: torch.Tensor, op: Radon) -> torch.Tensor:  # type: ignore[override]
         return op._project(x)
+
+    @staticmethod
+    def setup_context(ctx, inputs: tuple, output: torch.Tensor) -> None:  # type: ignore[override]
+        ctx.op = inputs[1]
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
         return _RadonAdjoint.apply(grad, ctx.op), None
 
+    @staticmethod
+    def jvp(ctx, tangent: torch.Tensor, _: None) -> torch.Tensor:  # type: ignore[override]
+        return _RadonForward.apply(tangent, ctx.op)
+
 
 class _RadonAdjoint(torch.autograd.Function):
-    """Back-projection whose backward is the Radon projection."""
+    """Back-projection whose backward is the Radon projection (and whose tangent is a back-projection)."""
 
     @staticmethod
-    def forward(ctx, y: torch.Tensor, op: Radon) -> torch.Tensor:  # type: ignore[override]
-        ctx.op = op
+    def forward(y: torch.Tensor, op: Radon) -> torch.Tensor:  # type: ignore[override]
         return op._backproject(y)
+
+    @staticmethod
+    def setup_context(ctx, inputs: tuple, output: torch.Tensor) -> None:  # type: ignore[override]
+        ctx.op = inputs[1]
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
         return _RadonForward.apply(grad, ctx.op), None
+
+    @staticmethod
+    def jvp(ctx, tangent: torch.Tensor, _: None) -> torch.Tensor:  # type: ignore[override]
+        return _RadonAdjoint.apply(tangent, ctx.op)
 
 
 class Radon(_Cached):

@@ -1,0 +1,166 @@
+"""``ImagingConfig``: every knob of an imaging run, with the quick, full and smoke sizes of each task."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from deq_core.domains import smoke
+
+TASKS = {
+    "deblur": "non-blind motion deblurring (random camera-shake kernel, circular boundary, noise 0.03)",
+    "ct": "sparse-view parallel-beam CT (30 angles, noisy sinograms) of random-ellipse phantoms",
+    "denoise": "Gaussian denoising (sigma 25/255) of natural images",
+}
+MODELS = ("hqs", "pgd")
+DATA_STEPS = ("auto", "prox", "cg")
+BACKWARDS = ("implicit", "jfb", "phantom", "unroll")
+
+
+@dataclass(frozen=True)
+class ImagingConfig:
+    """One imaging run: problem, network, training (warm-started bank), evaluation (unknown keys: TypeError).
+
+    ``model`` is ``hqs`` (data step ``(A*A + mu I)^-1 (A*y + mu z)``: exact by FFT for blur/identity, or
+    ``cg_steps`` conjugate-gradient steps from ``z`` when ``data_step`` is ``cg`` or the operator has no
+    closed form, as for CT) or ``pgd`` (``z - eta A*(A z - y)``); the denoiser is a residual CNN with
+    ``depth`` 3x3 conv layers of ``features`` channels and a noise-level input channel. Training keeps a
+    bank of ``bank_size`` patches whose iterates are cached: each step refreshes ``refresh`` patches,
+    advances the batch's cached iterates by ``warm_iters`` no-grad cell applications, then solves the DEQ
+    from there for at most ``train_iters`` iterations and backpropagates with ``backward``. ``max_iter``
+    is the training budget K; the scaling analysis runs every budget in ``budgets`` (up to >= 2K).
+    """
+
+    image_size: int = 128
+    patch_size: int = 48
+    noise: float = 0.03
+    kernel_size: int = 13
+    angles: int = 30
+    data: str | None = None
+    n_val: int = 6
+    n_test: int = 12
+    model: str = "hqs"
+    data_step: str = "auto"
+    cg_steps: int = 5
+    features: int = 32
+    depth: int = 6
+    spectral_norm: bool = False
+    mu0: float = 0.05
+    eta0: float = 1.0
+    sigma0: float = 0.05
+    solver: str = "picard"
+    backward: str = "implicit"
+    adjoint_iters: int = 8
+    tol: float = 1e-4
+    max_iter: int = 16
+    bank_size: int = 1024
+    refresh: int = 4
+    warm_iters: int = 3
+    train_iters: int = 1
+    batch: int = 8
+    steps: int = 2000
+    explicit_steps: int = 2000
+    lr: float = 1e-3
+    budgets: tuple[int, ...] = (1, 2, 3, 5, 8, 12, 16, 24, 32, 48, 64)
+    lipschitz_samples: int = 4
+    percentiles: tuple[float, ...] = (10.0, 50.0, 90.0, 99.0)
+    scales: tuple[float, ...] = (0.01, 0.1)
+    power_iters: int = 5
+    baselines: bool = True
+    grid_budgets: tuple[int, ...] = (1, 5)
+
+    def __post_init__(self) -> None:
+        """Check the choices and sizes, naming the bad field."""
+        for name, value, valid in (
+            ("model", self.model, MODELS),
+            ("data_step", self.data_step, DATA_STEPS),
+            ("backward", self.backward, BACKWARDS),
+        ):
+            if value not in valid:
+                raise ValueError(f"ImagingConfig.{name} must be one of {valid}, got {value!r}")
+        for name in ("image_size", "patch_size", "bank_size", "batch", "steps", "max_iter", "train_iters"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"ImagingConfig.{name} must be an integer >= 1, got {value!r}")
+        if self.batch > self.bank_size or self.refresh > self.bank_size:
+            raise ValueError(
+                f"ImagingConfig: batch ({self.batch}) and refresh ({self.refresh}) must not exceed "
+                f"bank_size ({self.bank_size})"
+            )
+        if max(self.budgets) < 2 * self.max_iter:
+            raise ValueError(
+                f"ImagingConfig.budgets must reach at least 2 * max_iter = {2 * self.max_iter}, "
+                f"got {list(self.budgets)}"
+            )
+        if not self.noise > 0:
+            raise ValueError(f"ImagingConfig.noise must be > 0, got {self.noise!r}")
+
+
+_TASK_DEFAULTS: dict[str, dict[str, Any]] = {
+    "deblur": {"noise": 0.03},
+    "denoise": {"noise": 25 / 255, "mu0": 1.0, "sigma0": 0.1},
+    "ct": {"image_size": 64, "patch_size": 64, "noise": 0.01, "mu0": 0.01, "bank_size": 512},
+}
+_QUICK = {
+    "image_size": 96,
+    "patch_size": 40,
+    "n_val": 4,
+    "n_test": 8,
+    "bank_size": 256,
+    "refresh": 1,
+    "steps": 400,
+    "explicit_steps": 600,
+    "max_iter": 16,
+    "budgets": (1, 2, 3, 5, 8, 12, 16, 24, 32),
+    "lipschitz_samples": 2,
+    "power_iters": 0,
+}
+_QUICK_TASK = {"ct": {"image_size": 64, "patch_size": 64, "bank_size": 128, "steps": 300}}
+_SMOKE = {
+    "image_size": 32,
+    "patch_size": 24,
+    "kernel_size": 7,
+    "angles": 8,
+    "n_val": 2,
+    "n_test": 2,
+    "features": 8,
+    "depth": 3,
+    "bank_size": 8,
+    "refresh": 2,
+    "batch": 2,
+    "steps": 2,
+    "explicit_steps": 2,
+    "max_iter": 2,
+    "budgets": (1, 2, 4),
+    "lipschitz_samples": 1,
+    "percentiles": (50.0,),
+    "scales": (0.1,),
+    "power_iters": 0,
+    "cg_steps": 2,
+    "grid_budgets": (1,),
+}
+
+
+def default_config(task: str, quick: bool) -> dict[str, Any]:
+    """The config of ``task``: full (GPU), ``quick`` (minutes on 2 CPU cores) or smoke (DEQ_SMOKE=1)."""
+    if task not in TASKS:
+        raise ValueError(f"unknown imaging task {task!r}; valid tasks: {', '.join(TASKS)}")
+    values: dict[str, Any] = dict(_TASK_DEFAULTS[task])
+    if quick or smoke():
+        values |= _QUICK | _QUICK_TASK.get(task, {})
+    if smoke():
+        values |= _SMOKE
+        if task == "ct":
+            values |= {"image_size": 32, "patch_size": 32}
+    return dataclasses.asdict(ImagingConfig(**values))
+
+
+def parse_config(config: dict[str, Any]) -> ImagingConfig:
+    """An :class:`ImagingConfig` from a (JSON) dict; lists become tuples, unknown keys raise naming them."""
+    fields = {f.name for f in dataclasses.fields(ImagingConfig)}
+    unknown = sorted(set(config) - fields)
+    if unknown:
+        raise ValueError(f"unknown imaging config keys {unknown}; valid keys: {sorted(fields)}")
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in config.items()}
+    return ImagingConfig(**values)

@@ -1,0 +1,215 @@
+"""DEQ-HQS / DEQ-PGD in JAX/Equinox: the models of :mod:`deq_imaging.models.torch`, through deq-core.
+
+Arrays are (N, C, H, W). The operator family is a static field (a plain hashable object), so models work
+under ``jax.jit``; convolutions are ``eqx.nn.Conv2d`` mapped over the batch with ``jax.vmap``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+
+from deq_core.jax import DEQ
+from deq_core.jax.analysis import iterate
+from deq_core.jax.regularizers import spectral_normalize
+from deq_imaging.operators import jax as ops
+
+
+class OperatorFamily:
+    """The JAX forward operator of an :class:`~deq_imaging.experiment.OperatorSpec` for every image size."""
+
+    def __init__(self, spec: Any) -> None:
+        """Operators are built lazily per measurement shape and cached."""
+        self.spec = spec
+        self._ops: dict[tuple[int, int], Any] = {}
+        self._norms: dict[tuple[int, int], float] = {}
+
+    def get(self, measurement_shape: tuple[int, ...]) -> Any:
+        """The operator whose measurements have shape (..., h, w) = ``measurement_shape``."""
+        key = tuple(int(s) for s in measurement_shape[-2:])
+        if key not in self._ops:
+            shape = self.spec.image_shape(key)
+            if self.spec.kind == "identity":
+                op = ops.Identity(shape)
+            elif self.spec.kind == "blur":
+                op = ops.CircularBlur(self.spec.kernel, shape)
+            else:
+                op = ops.Radon(self.spec.image_size, self.spec.theta)
+            self._norms[key] = float(self.spec.reference(shape).norm()) ** 2
+            self._ops[key] = op
+        return self._ops[key]
+
+    def norm2(self, measurement_shape: tuple[int, ...]) -> float:
+        """``||A||^2`` of the operator for ``measurement_shape``."""
+        self.get(measurement_shape)
+        return self._norms[tuple(int(s) for s in measurement_shape[-2:])]
+
+    def init(self, y: jax.Array) -> jax.Array:
+        """The starting image: FBP of the sinogram for CT, the measurement itself otherwise."""
+        op = self.get(y.shape)
+        return op.fbp(y) if self.spec.kind == "radon" else y
+
+
+class Denoiser(eqx.Module):
+    """Residual CNN ``D(x, sigma) = x - net([x, sigma])``: ``depth`` 3x3 convs of ``features`` channels."""
+
+    layers: tuple
+
+    def __init__(self, key: jax.Array, channels: int = 1, features: int = 32, depth: int = 6, spectral=False):
+        """Build the network (optionally spectrally normalised); the last layer starts near zero."""
+        if depth < 2:
+            raise ValueError(f"Denoiser depth must be >= 2, got {depth}")
+        keys = jax.random.split(key, depth + 1)
+        widths = [channels + 1] + [features] * (depth - 1) + [channels]
+        layers = [eqx.nn.Conv2d(widths[i], widths[i + 1], 3, padding=1, key=keys[i]) for i in range(depth)]
+        last = layers[-1]
+        last = eqx.tree_at(lambda c: (c.weight, c.bias), last, (last.weight * 0.1, jnp.zeros_like(last.bias)))
+        layers = tuple(layers[:-1]) + (last,)
+        self.layers = spectral_normalize(layers, keys[-1]) if spectral else layers
+
+    def _net(self, h: jax.Array) -> jax.Array:
+        for i, layer in enumerate(self.layers):
+            h = layer(h)
+            if i < len(self.layers) - 1:
+                h = jax.nn.relu(h)
+        return h
+
+    def __call__(self, x: jax.Array, sigma: jax.Array) -> jax.Array:
+        """Denoise ``x`` (N, C, H, W) at noise level ``sigma`` (a scalar)."""
+        level = jnp.broadcast_to(sigma.astype(x.dtype), (x.shape[0], 1, *x.shape[2:]))
+        return x - jax.vmap(self._net)(jnp.concatenate([x, level], axis=1))
+
+
+def conjugate_gradient(op: Any, y: jax.Array, z: jax.Array, mu: jax.Array, steps: int) -> jax.Array:
+    """``steps`` CG iterations on ``(A*A + mu I) x = A*y + mu z`` from ``x = z``, per image."""
+    dims = tuple(range(1, z.ndim))
+    tiny = jnp.finfo(z.dtype).tiny
+    normal = lambda v: op.adjoint(op.forward(v)) + mu * v  # noqa: E731
+    x = z
+    r = op.adjoint(y) + mu * z - normal(x)
+    p, rs = r, jnp.sum(r * r, dims, keepdims=True)
+    for _ in range(steps):
+        ap = normal(p)
+        alpha = rs / jnp.maximum(jnp.sum(p * ap, dims, keepdims=True), tiny)
+        x, r = x + alpha * p, r - alpha * ap
+        rs_new = jnp.sum(r * r, dims, keepdims=True)
+        p, rs = r + rs_new / jnp.maximum(rs, tiny) * p, rs_new
+    return x
+
+
+class HQSCell(eqx.Module):
+    """Half-quadratic splitting: ``z <- D(prox_data(z; mu), sigma)`` with learnable ``mu`` and ``sigma``."""
+
+    denoiser: Denoiser
+    log_mu: jax.Array
+    log_sigma: jax.Array
+    family: OperatorFamily = eqx.field(static=True)
+    cg_steps: int = eqx.field(static=True)
+
+    def __init__(
+        self, family: OperatorFamily, denoiser: Denoiser, mu0: float, sigma0: float, cg_steps: int = 0
+    ):
+        """``cg_steps`` > 0 replaces the closed-form proximal step by that many CG steps."""
+        self.family, self.denoiser, self.cg_steps = family, denoiser, cg_steps
+        self.log_mu = jnp.asarray(math.log(mu0), jnp.float32)
+        self.log_sigma = jnp.asarray(math.log(sigma0), jnp.float32)
+
+    def init(self, y: jax.Array) -> jax.Array:
+        """The starting image of the iteration for measurements ``y``."""
+        return self.family.init(y)
+
+    def data_step(self, z: jax.Array, y: jax.Array) -> jax.Array:
+        """``(A*A + mu I)^-1 (A*y + mu z)`` (exact, or by CG)."""
+        op = self.family.get(y.shape)
+        mu = jnp.exp(self.log_mu).astype(z.dtype) * self.family.norm2(y.shape)
+        if self.cg_steps == 0 and hasattr(op, "data_prox"):
+            return op.data_prox(y, z, jnp.broadcast_to(mu, (z.shape[0],)))
+        return conjugate_gradient(op, y, z, mu, max(self.cg_steps, 1))
+
+    def __call__(self, z: jax.Array, y: jax.Array) -> jax.Array:
+        """One HQS iteration."""
+        return self.denoiser(self.data_step(z, y), jnp.exp(self.log_sigma))
+
+
+class PGDCell(eqx.Module):
+    """Proximal gradient: ``z <- D(z - eta A*(A z - y), sigma)`` with learnable ``eta`` and ``sigma``."""
+
+    denoiser: Denoiser
+    log_eta: jax.Array
+    log_sigma: jax.Array
+    family: OperatorFamily = eqx.field(static=True)
+
+    def __init__(self, family: OperatorFamily, denoiser: Denoiser, eta0: float, sigma0: float):
+        """``eta0`` is the initial step in units of ``1 / ||A||^2``."""
+        self.family, self.denoiser = family, denoiser
+        self.log_eta = jnp.asarray(math.log(eta0), jnp.float32)
+        self.log_sigma = jnp.asarray(math.log(sigma0), jnp.float32)
+
+    def init(self, y: jax.Array) -> jax.Array:
+        """The starting image of the iteration for measurements ``y``."""
+        return self.family.init(y)
+
+    def data_step(self, z: jax.Array, y: jax.Array) -> jax.Array:
+        """One gradient step on ``||A z - y||^2 / 2``."""
+        op = self.family.get(y.shape)
+        eta = jnp.exp(self.log_eta).astype(z.dtype) / self.family.norm2(y.shape)
+        return z - eta * op.adjoint(op.forward(z) - y)
+
+    def __call__(self, z: jax.Array, y: jax.Array) -> jax.Array:
+        """One PGD iteration."""
+        return self.denoiser(self.data_step(z, y), jnp.exp(self.log_sigma))
+
+
+class Implicit(eqx.Module):
+    """The DEQ of a cell, started from ``cell.init(y)``; ``budget(y, t)`` is the t-th iterate."""
+
+    deq: DEQ
+
+    def __init__(self, cell: eqx.Module, **solve_options: Any):
+        """``solve_options`` as for :class:`deq_core.jax.DEQ` (training solve)."""
+        self.deq = DEQ(cell, **solve_options)
+
+    def __call__(self, y: jax.Array, z0: jax.Array | None = None) -> jax.Array:
+        """The equilibrium reconstruction (from ``z0``, e.g. a cached iterate, or the cell's start)."""
+        return self.deq(y, self.deq.cell.init(y) if z0 is None else z0)[0]
+
+    def budget(self, y: jax.Array, steps: int, z0: jax.Array | None = None) -> jax.Array:
+        """The reconstruction after exactly ``steps`` solver iterations from ``z0`` (default: the start)."""
+        z0 = self.deq.cell.init(y) if z0 is None else z0
+        return iterate(self.deq.cell, z0, y, steps, self.deq.options.solver)
+
+
+class Explicit(eqx.Module):
+    """The same cell applied once to its starting image: a one-shot network of the same size."""
+
+    cell: eqx.Module
+
+    def __call__(self, y: jax.Array) -> jax.Array:
+        """``cell(init(y), y)``."""
+        return self.cell(self.cell.init(y), y)
+
+
+def build_cell(spec: Any, cfg: Any, key: jax.Array, channels: int = 1) -> eqx.Module:
+    """The cell ``cfg`` describes (an :class:`~deq_imaging.experiment.ImagingConfig`) for ``spec``."""
+    family = OperatorFamily(spec)
+    denoiser = Denoiser(key, channels, cfg.features, cfg.depth, cfg.spectral_norm)
+    if cfg.model == "pgd":
+        return PGDCell(family, denoiser, cfg.eta0, cfg.sigma0)
+    closed_form = spec.kind in ("identity", "blur") and cfg.data_step != "cg"
+    if cfg.data_step == "prox" and not closed_form:
+        raise ValueError(
+            f"data_step='prox' needs a closed-form proximal step; {spec.kind!r} has none (use cg)"
+        )
+    return HQSCell(family, denoiser, cfg.mu0, cfg.sigma0, 0 if closed_form else cfg.cg_steps)
+
+
+def count_parameters(model: eqx.Module) -> int:
+    """Number of trainable scalars (spectral-norm state excluded)."""
+    from deq_core.jax.regularizers import trainable
+
+    arrays = eqx.filter(model, trainable(model))
+    return sum(int(a.size) for a in jax.tree.leaves(arrays))

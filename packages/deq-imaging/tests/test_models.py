@@ -1,0 +1,139 @@
+"""Models (torch and JAX): shapes, gradients, the explicit twin's size; configs; the plugin's smoke runs."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+import numpy as np
+import pytest
+
+from deq_imaging.evaluation import fourier_directions
+from deq_imaging.experiment import default_config, make_problem
+from deq_imaging.experiment.config import TASKS, parse_config
+from deq_imaging.operators import reference as ref
+from deq_imaging.operators.blur_geometry import BlurGeometry
+
+
+def _cfg(task: str, **over):
+    cfg = parse_config(default_config(task, quick=True))
+    small = dict(
+        image_size=32, patch_size=24, n_val=2, n_test=2, features=8, depth=3, kernel_size=7, angles=8
+    )
+    return dataclasses.replace(cfg, **(small | over))
+
+
+@pytest.mark.parametrize("task", list(TASKS))
+@pytest.mark.parametrize("quick", [True, False])
+def test_default_configs_validate(task, quick):
+    config = default_config(task, quick)
+    cfg = parse_config(json.loads(json.dumps(config)))
+    assert max(cfg.budgets) >= 2 * cfg.max_iter
+    with pytest.raises(ValueError, match="unknown imaging config keys"):
+        parse_config(config | {"bogus": 1})
+
+
+def test_bad_config_values_name_the_field():
+    with pytest.raises(ValueError, match="model"):
+        parse_config(default_config("deblur", True) | {"model": "admm"})
+    with pytest.raises(ValueError, match="budgets"):
+        parse_config(default_config("deblur", True) | {"budgets": [1, 2]})
+
+
+def test_fourier_directions_follow_singular_values():
+    kernel = np.ones((3, 3)) / 9
+    op = ref.CircularBlur(kernel, (16, 16))
+    gains = BlurGeometry.build(kernel, (16, 16), "circular").otf
+    directions, info = fourier_directions(op, 1, (0.0, 50.0, 100.0), gains)
+    assert directions.shape == (3, 1, 16, 16)
+    measured = [i["gain"] for i in info]
+    assert measured[0] > measured[1] > measured[2]  # ranked from the largest singular value down
+    for d, i in zip(directions, info, strict=True):
+        assert np.isclose(np.linalg.norm(d), i["gain"], rtol=1e-5)
+
+
+def _torch_models(task: str, **over):
+    torch = pytest.importorskip("torch")
+    from deq_imaging.models.torch import Explicit, Implicit, build_cell, count_parameters
+
+    cfg = _cfg(task, **over)
+    problem = make_problem(task, cfg, 0)
+    torch.manual_seed(0)
+    implicit = Implicit(build_cell(problem.spec, cfg), solver="picard", backward="implicit", max_iter=3)
+    explicit = Explicit(build_cell(problem.spec, cfg))
+    assert count_parameters(implicit) == count_parameters(explicit)
+    return torch, problem, implicit, explicit
+
+
+@pytest.mark.parametrize(("task", "over"), [("deblur", {}), ("ct", {}), ("deblur", {"model": "pgd"})])
+def test_torch_models_shapes_and_gradients(task, over):
+    torch, problem, implicit, explicit = _torch_models(task, **over)
+    y = torch.as_tensor(problem.test_y)
+    z = implicit(y)
+    assert z.shape == problem.test_x.shape
+    assert implicit.budget(y, 2).shape == z.shape
+    loss = ((z - torch.as_tensor(problem.test_x)) ** 2).mean() + explicit(y).pow(2).mean()
+    loss.backward()
+    for model in (implicit, explicit):
+        grads = [p.grad for p in model.parameters()]
+        assert all(g is not None and torch.isfinite(g).all() for g in grads)
+        assert any(float(g.abs().sum()) > 0 for g in grads)
+
+
+def test_torch_spectral_norm_denoiser():
+    torch = pytest.importorskip("torch")
+    from deq_imaging.models.torch import Denoiser
+
+    net = Denoiser(1, 8, 3, spectral=True)
+    out = net(torch.rand(2, 1, 12, 12), torch.tensor(0.1))
+    assert out.shape == (2, 1, 12, 12)
+
+
+@pytest.mark.parametrize(("task", "over"), [("deblur", {}), ("denoise", {"model": "pgd"})])
+def test_jax_models_shapes_and_gradients(task, over):
+    jax = pytest.importorskip("jax")
+    import equinox as eqx
+    import jax.numpy as jnp
+
+    from deq_imaging.models.jax import Explicit, Implicit, build_cell, count_parameters
+
+    cfg = _cfg(task, **over)
+    problem = make_problem(task, cfg, 0)
+    k1, k2 = jax.random.split(jax.random.key(0))
+    implicit = Implicit(build_cell(problem.spec, cfg, k1), solver="picard", backward="implicit", max_iter=3)
+    explicit = Explicit(build_cell(problem.spec, cfg, k2))
+    assert count_parameters(implicit) == count_parameters(explicit)
+    y, x = jnp.asarray(problem.test_y), jnp.asarray(problem.test_x)
+    assert implicit(y).shape == x.shape
+    assert implicit.budget(y, 2).shape == x.shape
+    for model in (implicit, explicit):
+        grads = eqx.filter_jit(eqx.filter_grad(lambda m: jnp.mean((m(y) - x) ** 2)))(model)
+        leaves = jax.tree.leaves(eqx.filter(grads, eqx.is_inexact_array))
+        assert all(bool(jnp.all(jnp.isfinite(g))) for g in leaves)
+        assert any(float(jnp.abs(g).sum()) > 0 for g in leaves)
+
+
+@pytest.mark.parametrize("task", ["deblur", "denoise", "ct"])
+def test_plugin_smoke_run(task, tmp_path, monkeypatch):
+    backend = os.environ.get("DEQ_BACKEND") or ("torch" if _has("torch") else "jax")
+    if not _has(backend):
+        pytest.skip(f"{backend} not installed")
+    if backend == "jax" and task == "ct":
+        pytest.skip("the JAX CT smoke run compiles for minutes on CPU; covered by the torch run")
+    monkeypatch.setenv("DEQ_SMOKE", "1")
+    from deq_core.analysis import validate_report
+    from deq_imaging.plugin import domain
+
+    report = domain.run(task, domain.default_config(task, True), backend, "cpu", tmp_path, 0)
+    validate_report(report)
+    assert report["iterations"] == [1, 2, 4]
+    assert report["params"]["implicit"] == report["params"]["explicit"]
+    assert report["quality"]["baselines"]
+    assert (tmp_path / "grid.png").stat().st_size > 0
+
+
+def _has(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
