@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from deq_core.files import atomic_path
 
 
 def _series(values: list) -> list[float]:
@@ -52,13 +53,6 @@ def plot_scaling(report: Mapping[str, Any], path: str | os.PathLike) -> Path:
     ax_l.legend(fontsize="small")
     fig.suptitle(f"{report['domain']}/{report['task']} ({report['backend']}, {report['device']})")
 
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, format="png", dpi=110)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    with atomic_path(path) as temporary:
+        fig.savefig(temporary, format="png", dpi=110)
+    return Path(path)

@@ -23,10 +23,11 @@ import json
 import math
 import os
 import platform
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from deq_core.files import atomic_write
 
 BACKENDS = ("torch", "jax")
 REQUIRED = ("domain", "task", "backend", "device", "iterations", "quality", "lipschitz", "params")
@@ -246,14 +247,4 @@ def build_report(
 def write_report(report: Mapping[str, Any], path: str | os.PathLike) -> Path:
     """Validate ``report`` and write it as JSON to ``path`` atomically (temp file + ``os.replace``)."""
     validate_report(report)
-    path = Path(path)
-    text = json.dumps(report, indent=2, allow_nan=False) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, json.dumps(report, indent=2, allow_nan=False) + "\n")

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from deq_core.training.files import atomic_write
+from deq_core.files import atomic_write
 
 
 def interleaved_medians(

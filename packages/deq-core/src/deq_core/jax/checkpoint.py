@@ -14,8 +14,8 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
+from deq_core.files import atomic_write
 from deq_core.training.checkpoints import CheckpointDir
-from deq_core.training.files import atomic_write
 
 MODEL = "model.eqx"
 STATE = "state.eqx"

@@ -17,8 +17,8 @@ import torch
 from safetensors.torch import load_model, save_model
 from torch import nn
 
+from deq_core.files import atomic_path, atomic_write
 from deq_core.training.checkpoints import CheckpointDir
-from deq_core.training.files import atomic_path, atomic_write
 
 MODEL = "model.safetensors"
 STATE = "state.pt"

@@ -4,10 +4,10 @@ Nothing here imports torch or jax; the trainers in :mod:`deq_core.torch.train` a
 build on it.
 """
 
+from deq_core.files import atomic_path, atomic_write
 from deq_core.training.checkpoints import CheckpointDir
 from deq_core.training.config import History, TrainConfig
 from deq_core.training.executor import map_chunks, spawn_seeds
-from deq_core.training.files import atomic_path, atomic_write
 from deq_core.training.loop import run_steps
 
 __all__ = [

@@ -15,7 +15,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from deq_core.training.files import atomic_write
+from deq_core.files import atomic_write
 
 _MANIFEST = re.compile(r"^step-(\d{9})\.json$")
 _STEP_FILE = re.compile(r"^step-(\d{9})\.")

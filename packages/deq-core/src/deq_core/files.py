@@ -1,4 +1,4 @@
-"""Atomic file writing: write a temporary file in the target's directory, flush it to disk, ``os.replace``."""
+"""Atomic file writing: a temporary file in the target's directory, flushed to disk, then ``os.replace``."""
 
 from __future__ import annotations
 
