@@ -54,7 +54,7 @@ class DarcyConfig:
 
 
 @lru_cache(maxsize=4)
-def _setup(config: DarcyConfig) -> tuple[DarcyProblem, PointEvaluator]:
+def darcy_setup(config: DarcyConfig) -> tuple[DarcyProblem, PointEvaluator]:
     """Problem and grid evaluator for ``config``, built once per process."""
     space = FunctionSpace(unit_square(config.cells_per_side), config.degree)
     return DarcyProblem(space, 1.0, config.high, config.low), PointEvaluator(
@@ -64,7 +64,7 @@ def _setup(config: DarcyConfig) -> tuple[DarcyProblem, PointEvaluator]:
 
 def darcy_sample(config: DarcyConfig, index: int) -> dict[str, np.ndarray]:
     """Sample ``index``: raw field, coefficient and solution on the grid, and the FEM solution vector."""
-    problem, evaluator = _setup(config)
+    problem, evaluator = darcy_setup(config)
     rng = np.random.default_rng([config.seed, index])
     field = gaussian_random_field(rng, config.grid_size, config.alpha, config.tau)
     matrix, rhs = problem.system(problem.coefficient(field))

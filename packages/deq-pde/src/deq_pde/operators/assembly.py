@@ -43,7 +43,8 @@ def stiffness(space: FunctionSpace, coef=1.0, at: Where = "quadrature") -> sp.cs
     a = coefficient_at_quadrature(space, coef, at)
     if a.ndim != 2:
         raise ValueError(f"the numpy path assembles one coefficient at a time, got shape {a.shape}")
-    local = np.einsum("cq,cq,cqik,cqjk->cij", a, space.weights, space.gradients, space.gradients)
+    nd = space.dofs_per_cell
+    local = np.einsum("cq,cqm->cm", a, space.stiffness_kernel).reshape(space.num_cells, nd, nd)
     return assemble_matrix(space, local)
 
 

@@ -108,5 +108,6 @@ class NonlinearDiffusion:
         """Jacobian of :meth:`residual`: ``K(1 + u^2) + int 2 u phi_j grad u . grad phi_i``."""
         uq, gq = self._at_quadrature(u)
         space = self.space
-        extra = np.einsum("cq,qj,cqk,cqik->cij", 2.0 * uq * space.weights, space.phi, gq, space.gradients)
+        dphi = np.einsum("cqk,cqik->cqi", gq, space.gradients)
+        extra = np.einsum("cq,cqi,qj->cij", 2.0 * uq * space.weights, dphi, space.phi, optimize=True)
         return stiffness(space, 1.0 + uq**2) + assemble_matrix(space, extra)

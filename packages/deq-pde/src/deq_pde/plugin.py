@@ -1,0 +1,279 @@
+"""The ``pde`` domain plugin: configs, cached data, backend dispatch, classical baselines, report, figures.
+
+Imports no framework at module level (``deq list`` stays fast); the backend is imported inside :func:`run`.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import dataclasses
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deq_core.analysis import build_report
+from deq_core.domains import Domain, smoke
+from deq_pde.datasets import (
+    DarcyConfig,
+    NonlinearConfig,
+    generate_darcy,
+    generate_nonlinear,
+    store,
+)
+from deq_pde.evaluation.classical import classical_baselines, darcy_runners, nonlinear_runners
+from deq_pde.evaluation.figures import plot_predictions
+from deq_pde.evaluation.protocol import RunSettings, Split
+from deq_pde.models.settings import ModelSettings, TrainSettings
+
+TASKS = {
+    "darcy": "Darcy flow -div(a grad u) = 1: thresholded-GRF coefficient (12/3) -> FEM solution on a grid",
+    "nonlinear": "nonlinear diffusion -div((1 + u^2) grad u) = f: smooth random forcing -> FEM solution",
+}
+CACHE_ENV = "DEQ_PDE_CACHE"
+
+
+@dataclass(frozen=True)
+class PDEConfig:
+    """Every knob of a ``pde`` run (unknown keys are a TypeError naming them)."""
+
+    grid_size: int = 33
+    n_train: int = 1000
+    n_test: int = 100
+    width: int = 32
+    modes: int = 12
+    projection: int = 128
+    solver: str = "picard"
+    train_iters: int = 4
+    phantom_steps: int = 3
+    phantom_tau: float = 0.8
+    contraction: float = 1.1
+    epochs: int = 8
+    batch: int = 20
+    lr: float = 5e-3
+    weight_decay: float = 1e-4
+    explicit_depths: tuple[int, ...] = (1,)
+    budgets: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
+    sine_modes: int = 2
+    scales: tuple[float, ...] = (1.0,)
+    lipschitz_samples: int = 16
+    power_iters: int = 0
+    timing_samples: int = 32
+    figure_samples: int = 3
+    classical_samples: int = 4
+    classical_max_iter: int = 20000
+    target: float = 1e-2
+    workers: int = 2  # data-generation processes; 0 generates in this process
+    cache_dir: str | None = None
+
+    def settings(self) -> RunSettings:
+        """The backend-facing model, training and analysis settings."""
+        return RunSettings(
+            model=ModelSettings(
+                self.width,
+                self.modes,
+                self.projection,
+                self.solver,
+                self.train_iters,
+                self.phantom_steps,
+                self.phantom_tau,
+                self.contraction,
+            ),
+            train=TrainSettings(self.epochs, self.batch, self.lr, self.weight_decay),
+            explicit_depths=tuple(self.explicit_depths),
+            budgets=tuple(self.budgets),
+            sine_modes=self.sine_modes,
+            scales=tuple(self.scales),
+            lipschitz_samples=self.lipschitz_samples,
+            power_iters=self.power_iters,
+            timing_samples=self.timing_samples,
+            figure_samples=self.figure_samples,
+        )
+
+
+def default_config(task: str, quick: bool) -> dict[str, Any]:
+    """The full config (a GPU) or the ``quick`` one (2 CPU cores, < 10 min); ``DEQ_SMOKE=1`` shrinks it."""
+    if task not in TASKS:
+        raise ValueError(f"unknown pde task {task!r}; valid tasks: {', '.join(TASKS)}")
+    config = PDEConfig(
+        grid_size=65,
+        n_train=4000,
+        n_test=500,
+        epochs=100,
+        explicit_depths=(1, 2, 4),
+        budgets=(1, 2, 4, 8, 16, 32, 64, 128),
+        sine_modes=3,
+        lipschitz_samples=64,
+        power_iters=10,
+        timing_samples=128,
+        classical_samples=16,
+    )
+    if quick:
+        config = PDEConfig()
+    if smoke():
+        config = dataclasses.replace(
+            config,
+            grid_size=9,
+            n_train=16,
+            n_test=8,
+            width=4,
+            modes=3,
+            projection=8,
+            train_iters=2,
+            phantom_steps=1,
+            epochs=1,
+            batch=8,
+            explicit_depths=(1,),
+            budgets=(1, 2, 4),
+            sine_modes=1,
+            lipschitz_samples=2,
+            power_iters=0,
+            timing_samples=2,
+            figure_samples=1,
+            classical_samples=1,
+            classical_max_iter=500,
+            workers=0,
+        )
+    return dataclasses.asdict(config)
+
+
+def _data_config(task: str, cfg: PDEConfig, seed: int) -> DarcyConfig | NonlinearConfig:
+    if task == "darcy":
+        return DarcyConfig(grid_size=cfg.grid_size, seed=seed)
+    return NonlinearConfig(grid_size=cfg.grid_size, seed=seed)
+
+
+def _dataset(task: str, cfg: PDEConfig, data_cfg: DarcyConfig | NonlinearConfig, out_dir: Path) -> dict:
+    """Generate (or reuse from the cache) ``n_train + n_test`` samples; returns the arrays needed."""
+    root = Path(cfg.cache_dir or os.environ.get(CACHE_ENV) or out_dir / "data")
+    folder = root / f"{task}-{store.config_hash(dataclasses.asdict(data_cfg))[:12]}"
+    total = cfg.n_train + cfg.n_test
+    generate = generate_darcy if task == "darcy" else generate_nonlinear
+    if cfg.workers == 0:  # in-process generation (tiny runs: no process start-up)
+        with cf.ThreadPoolExecutor(max_workers=1) as executor:
+            generate(folder, total, data_cfg, executor=executor, progress=not smoke())
+    else:
+        generate(folder, total, data_cfg, workers=cfg.workers, progress=not smoke())
+    keys = ("coefficient", "field", "solution") if task == "darcy" else ("forcing", "solution")
+    arrays = dict(zip(keys, store.load(folder, keys, total), strict=True))
+    arrays["input"] = arrays["coefficient" if task == "darcy" else "forcing"]
+    arrays["folder"] = str(folder)
+    return arrays
+
+
+def _timed(entry: Any) -> dict[str, Any]:
+    return {
+        "error": entry.error,
+        "seconds": entry.seconds,
+        "iterations": entry.iterations,
+        "reached": entry.reached,
+    }
+
+
+def run(
+    task: str, config: dict[str, Any], backend: str, device: str, out_dir: Path, seed: int
+) -> dict[str, Any]:
+    """Train FNO-DEQ and the same-size FNO on ``backend``, time classical solvers, return the report."""
+    if task not in TASKS:
+        raise ValueError(f"unknown pde task {task!r}; valid tasks: {', '.join(TASKS)}")
+    cfg = PDEConfig(**config)
+    settings = cfg.settings()
+    start = time.perf_counter()
+    out_dir = Path(out_dir)
+    data_cfg = _data_config(task, cfg, seed)
+    t0 = time.perf_counter()
+    data = _dataset(task, cfg, data_cfg, out_dir)
+    data_seconds = time.perf_counter() - t0
+    n = cfg.n_train
+    split = Split(data["input"][:n], data["solution"][:n], data["input"][n:], data["solution"][n:])
+    if backend == "torch":
+        from deq_pde.evaluation.torch import run_models
+    elif backend == "jax":
+        from deq_pde.evaluation.jax import run_models
+    else:
+        raise ValueError(f"unknown backend {backend!r}; valid backends: torch, jax")
+    t0 = time.perf_counter()
+    result = run_models(split, settings, device, seed)
+    model_seconds = time.perf_counter() - t0
+
+    scaling = result["scaling"]
+    errors = scaling["quality"]
+    seconds = result["seconds_per_budget"]
+    best = int(np.argmin(errors))
+    reached = [i for i, e in enumerate(errors) if e <= cfg.target]
+    deq_time = {
+        "target": cfg.target,
+        "budget": scaling["iterations"][reached[0]] if reached else None,
+        "seconds": seconds[reached[0]] if reached else None,
+        "best_error": errors[best],
+        "best_budget": scaling["iterations"][best],
+        "best_seconds": seconds[best],
+    }
+
+    t0 = time.perf_counter()
+    k = cfg.classical_samples
+    sources = data["field"][n : n + k] if task == "darcy" else data["forcing"][n : n + k]
+    make = (
+        (lambda s: darcy_runners(data_cfg, s))
+        if task == "darcy"
+        else (lambda s: nonlinear_runners(data_cfg, s))
+    )
+    targets = {"target": cfg.target, "deq_best": max(errors[best], 1e-12)}
+    classical = classical_baselines(
+        [make(s) for s in sources], split.test_targets[:k], targets, cfg.classical_max_iter
+    )
+    classical_seconds = time.perf_counter() - t0
+
+    shown = slice(0, cfg.figure_samples)
+    plot_predictions(
+        out_dir / "samples.png",
+        split.test_inputs[shown],
+        split.test_targets[shown],
+        result["figure"],
+        input_name="coefficient" if task == "darcy" else "forcing f",
+        model_name=f"FNO-DEQ ({max(cfg.budgets)} it.)",
+    )
+    explicit = result["explicit"]
+    return build_report(
+        domain="pde",
+        task=task,
+        backend=backend,
+        device=device,
+        iterations=scaling["iterations"],
+        metric="rel_l2",
+        higher_is_better=False,
+        implicit=errors,
+        explicit=explicit[1]["error"],
+        baselines={
+            name: {"value": entry.error, "seconds": entry.seconds}
+            for name, entry in classical["target"].items()
+        },
+        lipschitz={**scaling["lipschitz"], "explicit": result["explicit_lipschitz"]},
+        params={"implicit": result["params"], "explicit": explicit[1]["params"]},
+        seconds=time.perf_counter() - start,
+        config={**config, "seed": seed},
+        extra={
+            "seconds_per_budget": seconds,
+            "time_to_target": {
+                "deq": deq_time,
+                "classical": {name: {s: _timed(e) for s, e in c.items()} for name, c in classical.items()},
+            },
+            "explicit_fno": {str(d): v for d, v in explicit.items()},
+            "train_loss": result["train_loss"],
+            "stage_seconds": {"data": data_seconds, "models": model_seconds, "classical": classical_seconds},
+            "dataset": data["folder"],
+            "figures": ["samples.png"],
+        },
+    )
+
+
+domain = Domain(
+    name="pde",
+    tasks=TASKS,
+    default_config=default_config,
+    run=run,
+    description="PDE neural operators: FNO-DEQ vs explicit FNO vs classical FEM solvers (basix)",
+)
