@@ -23,10 +23,11 @@ import numpy as np
 import torch
 
 from deq_imaging.datasets import load_benchmark
+from deq_imaging.datasets.problem import OperatorSpec, Problem
 from deq_imaging.evaluation import psnr
-from deq_imaging.experiment import ImagingConfig, OperatorSpec, Problem
-from deq_imaging.experiment.torch import backward_option, train_implicit
+from deq_imaging.models.config import ImagingConfig
 from deq_imaging.models.torch import Implicit, build_cell
+from deq_imaging.models.training.torch import backward_option, train_implicit
 from deq_imaging.operators import gaussian_noise
 
 ROOT = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "images"

@@ -9,9 +9,9 @@ import os
 import numpy as np
 import pytest
 
+from deq_imaging.datasets.problem import make_problem
 from deq_imaging.evaluation import fourier_directions
-from deq_imaging.experiment import default_config, make_problem
-from deq_imaging.experiment.config import TASKS, parse_config
+from deq_imaging.models.config import TASKS, default_config, parse_config
 from deq_imaging.operators import reference as ref
 from deq_imaging.operators.blur_geometry import BlurGeometry
 
@@ -119,8 +119,6 @@ def test_plugin_smoke_run(task, tmp_path, monkeypatch):
     backend = os.environ.get("DEQ_BACKEND") or ("torch" if _has("torch") else "jax")
     if not _has(backend):
         pytest.skip(f"{backend} not installed")
-    if backend == "jax" and task == "ct":
-        pytest.skip("the JAX CT smoke run compiles for minutes on CPU; covered by the torch run")
     monkeypatch.setenv("DEQ_SMOKE", "1")
     from deq_core.analysis import validate_report
     from deq_imaging.plugin import domain

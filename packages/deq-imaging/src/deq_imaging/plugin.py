@@ -16,7 +16,7 @@ import numpy as np
 
 from deq_core.analysis import build_report
 from deq_core.domains import Domain, smoke
-from deq_imaging.experiment.config import TASKS, default_config, parse_config
+from deq_imaging.models.config import TASKS, default_config, parse_config
 
 
 def _grid_columns(problem: Any, result: dict[str, Any], baselines: dict[str, Any], k: int) -> list:
@@ -39,24 +39,24 @@ def run(
     """Train and evaluate ``task`` on ``backend``; write ``grid.png`` into ``out_dir``; return the report."""
     if task not in TASKS:
         raise ValueError(f"unknown imaging task {task!r}; valid tasks: {', '.join(TASKS)}")
+    from deq_imaging.datasets.problem import make_problem
     from deq_imaging.evaluation import plot_grid
-    from deq_imaging.experiment.classical import run_baselines
-    from deq_imaging.experiment.problem import make_problem
+    from deq_imaging.evaluation.classical import run_baselines
 
     cfg = parse_config(config)
     start = time.perf_counter()
     problem = make_problem(task, cfg, seed)
     seconds = {"data": time.perf_counter() - start}
     if backend == "torch":
-        from deq_imaging.experiment.torch import train_and_evaluate
+        from deq_imaging.evaluation.torch import train_and_evaluate
     elif backend == "jax":
-        from deq_imaging.experiment.jax import train_and_evaluate
+        from deq_imaging.evaluation.jax import train_and_evaluate
     else:
         raise ValueError(f"unknown backend {backend!r}; valid backends: torch, jax")
     result = train_and_evaluate(problem, cfg, device, seed)
     seconds |= result["seconds"]
     begin = time.perf_counter()
-    baselines = run_baselines(problem, smoke=smoke()) if cfg.baselines else {}
+    baselines = run_baselines(problem, smoke(), cfg.bm3d_grid, cfg.bm3d_tune_images) if cfg.baselines else {}
     seconds["baselines"] = time.perf_counter() - begin
     figure = plot_grid(
         _grid_columns(problem, result, baselines, cfg.max_iter),

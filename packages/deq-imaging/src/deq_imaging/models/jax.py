@@ -20,7 +20,8 @@ from deq_imaging.operators import jax as ops
 
 
 class OperatorFamily:
-    """The JAX forward operator of an :class:`~deq_imaging.experiment.OperatorSpec` for every image size."""
+    """The JAX forward operator of an
+    :class:`~deq_imaging.datasets.problem.OperatorSpec` for every image size."""
 
     def __init__(self, spec: Any) -> None:
         """Operators are built lazily per measurement shape and cached."""
@@ -194,7 +195,7 @@ class Explicit(eqx.Module):
 
 
 def build_cell(spec: Any, cfg: Any, key: jax.Array, channels: int = 1) -> eqx.Module:
-    """The cell ``cfg`` describes (an :class:`~deq_imaging.experiment.ImagingConfig`) for ``spec``."""
+    """The cell ``cfg`` describes (an :class:`~deq_imaging.models.config.ImagingConfig`) for ``spec``."""
     family = OperatorFamily(spec)
     denoiser = Denoiser(key, channels, cfg.features, cfg.depth, cfg.spectral_norm)
     if cfg.model == "pgd":

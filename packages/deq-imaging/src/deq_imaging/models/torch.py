@@ -23,7 +23,8 @@ from deq_imaging.operators import torch as ops
 
 
 class OperatorFamily:
-    """The torch forward operator of an :class:`~deq_imaging.experiment.OperatorSpec` for every image size."""
+    """The torch forward operator of an
+    :class:`~deq_imaging.datasets.problem.OperatorSpec` for every image size."""
 
     def __init__(self, spec: Any) -> None:
         """Operators are built lazily per measurement shape and cached."""
@@ -197,7 +198,7 @@ class Explicit(nn.Module):
 
 
 def build_cell(spec: Any, cfg: Any, channels: int = 1) -> _Cell:
-    """The cell ``cfg`` describes (an :class:`~deq_imaging.experiment.ImagingConfig`) for ``spec``."""
+    """The cell ``cfg`` describes (an :class:`~deq_imaging.models.config.ImagingConfig`) for ``spec``."""
     family = OperatorFamily(spec)
     denoiser = Denoiser(channels, cfg.features, cfg.depth, cfg.spectral_norm)
     if cfg.model == "pgd":

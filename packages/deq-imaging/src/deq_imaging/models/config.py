@@ -26,10 +26,13 @@ class ImagingConfig:
     ``cg_steps`` conjugate-gradient steps from ``z`` when ``data_step`` is ``cg`` or the operator has no
     closed form, as for CT) or ``pgd`` (``z - eta A*(A z - y)``); the denoiser is a residual CNN with
     ``depth`` 3x3 conv layers of ``features`` channels and a noise-level input channel. Training keeps a
-    bank of ``bank_size`` patches whose iterates are cached: each step refreshes ``refresh`` patches,
-    advances the batch's cached iterates by ``warm_iters`` no-grad cell applications, then solves the DEQ
-    from there for at most ``train_iters`` iterations and backpropagates with ``backward``. ``max_iter``
-    is the training budget K; the scaling analysis runs every budget in ``budgets`` (up to >= 2K).
+    bank of ``bank_size`` patches whose iterates are cached: each step refreshes ``refresh`` patches (their
+    iterates restart from the start image), advances the batch's cached iterates by ``warm_iters`` no-grad
+    solver iterations and backpropagates with ``backward`` (``jfb``: the gradient of one more cell
+    application; ``implicit``: an adjoint solve of at most ``adjoint_iters`` Picard steps). ``max_iter`` is
+    the training budget K (the DEQ's own solve); the scaling analysis runs every budget in ``budgets``
+    (up to >= 2K). The BM3D-based baselines tune over ``bm3d_grid`` (empty: their own grid) on the first
+    ``bm3d_tune_images`` validation images (0: all), since each grid point costs several BM3D calls.
     """
 
     image_size: int = 128
@@ -50,14 +53,13 @@ class ImagingConfig:
     eta0: float = 1.0
     sigma0: float = 0.05
     solver: str = "picard"
-    backward: str = "implicit"
+    backward: str = "jfb"
     adjoint_iters: int = 8
     tol: float = 1e-4
     max_iter: int = 16
     bank_size: int = 1024
     refresh: int = 4
     warm_iters: int = 3
-    train_iters: int = 1
     batch: int = 8
     steps: int = 2000
     explicit_steps: int = 2000
@@ -68,6 +70,8 @@ class ImagingConfig:
     scales: tuple[float, ...] = (0.01, 0.1)
     power_iters: int = 5
     baselines: bool = True
+    bm3d_grid: tuple[float, ...] = ()
+    bm3d_tune_images: int = 0
     grid_budgets: tuple[int, ...] = (1, 5)
 
     def __post_init__(self) -> None:
@@ -79,7 +83,7 @@ class ImagingConfig:
         ):
             if value not in valid:
                 raise ValueError(f"ImagingConfig.{name} must be one of {valid}, got {value!r}")
-        for name in ("image_size", "patch_size", "bank_size", "batch", "steps", "max_iter", "train_iters"):
+        for name in ("image_size", "patch_size", "bank_size", "batch", "steps", "max_iter", "warm_iters"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"ImagingConfig.{name} must be an integer >= 1, got {value!r}")
@@ -103,20 +107,34 @@ _TASK_DEFAULTS: dict[str, dict[str, Any]] = {
     "ct": {"image_size": 64, "patch_size": 64, "noise": 0.01, "mu0": 0.01, "bank_size": 512},
 }
 _QUICK = {
-    "image_size": 96,
+    "image_size": 128,
     "patch_size": 40,
     "n_val": 4,
     "n_test": 8,
-    "bank_size": 256,
-    "refresh": 1,
-    "steps": 400,
-    "explicit_steps": 600,
+    "bank_size": 1024,
+    "refresh": 2,
+    "steps": 1000,
+    "explicit_steps": 2500,
     "max_iter": 16,
-    "budgets": (1, 2, 3, 5, 8, 12, 16, 24, 32),
+    "budgets": (1, 2, 3, 5, 8, 12, 16, 24, 32, 48, 64),
     "lipschitz_samples": 2,
+    "scales": (0.01,),
     "power_iters": 0,
+    "bm3d_grid": (0.2, 0.4),
+    "bm3d_tune_images": 2,
 }
-_QUICK_TASK = {"ct": {"image_size": 64, "patch_size": 64, "bank_size": 128, "steps": 300}}
+_QUICK_TASK = {
+    "ct": {
+        "image_size": 64,
+        "patch_size": 64,
+        "batch": 4,
+        "bank_size": 256,
+        "refresh": 1,
+        "cg_steps": 1,
+        "steps": 400,
+        "explicit_steps": 1000,
+    }
+}
 _SMOKE = {
     "image_size": 32,
     "patch_size": 24,
@@ -128,6 +146,8 @@ _SMOKE = {
     "depth": 3,
     "bank_size": 8,
     "refresh": 2,
+    "bm3d_grid": (),
+    "bm3d_tune_images": 0,
     "batch": 2,
     "steps": 2,
     "explicit_steps": 2,
@@ -137,7 +157,7 @@ _SMOKE = {
     "percentiles": (50.0,),
     "scales": (0.1,),
     "power_iters": 0,
-    "cg_steps": 2,
+    "cg_steps": 1,
     "grid_budgets": (1,),
 }
 

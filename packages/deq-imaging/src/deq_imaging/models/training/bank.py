@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from deq_imaging.experiment.problem import Problem
+from deq_imaging.datasets.problem import Problem
 
 
 class PatchBank:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -20,8 +21,8 @@ from deq_imaging.baselines import (
     WienerDeblur,
 )
 from deq_imaging.baselines.base import Baseline
+from deq_imaging.datasets.problem import Problem
 from deq_imaging.evaluation import psnr, ssim
-from deq_imaging.experiment.problem import Problem
 
 
 def task_baselines(problem: Problem) -> dict[str, Baseline]:
@@ -44,21 +45,29 @@ def task_baselines(problem: Problem) -> dict[str, Baseline]:
     return {"fbp": FBP(spec.image_size, spec.theta), "sart": SART(spec.image_size, spec.theta)}
 
 
-def run_baselines(problem: Problem, smoke: bool = False) -> dict[str, dict[str, Any]]:
+def run_baselines(
+    problem: Problem, smoke: bool = False, bm3d_grid: Sequence[float] = (), bm3d_tune_images: int = 0
+) -> dict[str, dict[str, Any]]:
     """Tune each baseline's weight on validation, then reconstruct the test set; per method: mean PSNR
     (``value``), test ``seconds``, ``ssim``, ``weight``, ``tune_seconds`` and the ``output`` images.
 
-    ``smoke`` tunes over the middle grid value only and skips the slow BM3D-based methods.
+    The slow BM3D-based methods tune over ``bm3d_grid`` (default: their own grid) on the first
+    ``bm3d_tune_images`` validation images (0: all). ``smoke`` tunes over the middle grid value only and
+    skips the BM3D-based methods.
     """
     results = {}
     for name, method in task_baselines(problem).items():
-        grid = method.grid
-        if smoke and name.startswith("bm3d"):
-            continue
+        grid, val_y, val_x = method.grid, problem.val_y, problem.val_x
+        if name.startswith("bm3d"):
+            if smoke:
+                continue
+            grid = tuple(bm3d_grid) or grid
+            if bm3d_tune_images:
+                val_y, val_x = val_y[:bm3d_tune_images], val_x[:bm3d_tune_images]
         if smoke:
             grid = grid[len(grid) // 2 : len(grid) // 2 + 1]
         start = time.perf_counter()
-        method.tune(problem.val_y, problem.val_x, grid)
+        method.tune(val_y, val_x, grid)
         tuned = time.perf_counter()
         output = np.clip(method(problem.test_y), 0.0, 1.0)
         seconds = time.perf_counter() - tuned

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from deq_imaging.datasets import ImageSet, load_folder, random_ellipses, shepp_logan, skimage_images
-from deq_imaging.experiment.config import ImagingConfig
+from deq_imaging.models.config import ImagingConfig
 from deq_imaging.operators import gaussian_noise, motion_blur_kernel
 from deq_imaging.operators import reference as ref
 
