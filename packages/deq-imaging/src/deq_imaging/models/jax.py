@@ -80,9 +80,15 @@ class Denoiser(eqx.Module):
         return h
 
     def __call__(self, x: jax.Array, sigma: jax.Array) -> jax.Array:
-        """Denoise ``x`` (N, C, H, W) at noise level ``sigma`` (a scalar)."""
-        level = jnp.broadcast_to(sigma.astype(x.dtype), (x.shape[0], 1, *x.shape[2:]))
-        return x - jax.vmap(self._net)(jnp.concatenate([x, level], axis=1))
+        """Denoise ``x`` (N, C, H, W) at noise level ``sigma`` (a scalar).
+
+        The network runs in its weights' dtype whatever ``x``'s is (e.g. float64 data under
+        ``jax_enable_x64``), and the result comes back in ``x``'s dtype.
+        """
+        dtype = jax.tree_util.tree_leaves(eqx.filter(self.layers, eqx.is_inexact_array))[0].dtype
+        level = jnp.broadcast_to(sigma.astype(dtype), (x.shape[0], 1, *x.shape[2:]))
+        h = jnp.concatenate([x.astype(dtype), level], axis=1)
+        return x - jax.vmap(self._net)(h).astype(x.dtype)
 
 
 def conjugate_gradient(op: Any, y: jax.Array, z: jax.Array, mu: jax.Array, steps: int) -> jax.Array:
