@@ -94,32 +94,54 @@ def test_autocast_solver_arithmetic_in_float32():
     assert float((sol.value.detach().float() - ref.detach()).abs().max()) < 5e-2
 
 
-def test_converged_samples_keep_their_iterate_and_stop_costing():
-    """A sample that converged early is not moved later, and ``f`` is no longer evaluated on it."""
+class RateCell(torch.nn.Module):
+    """``z_i -> r_i A z_i + x_i``, the rate ``r_i`` in the input's last column; counts evaluations."""
+
+    def __init__(self, A: torch.Tensor):
+        super().__init__()
+        self.A, self.evaluated = A, []
+
+    def forward(self, z, a):
+        self.evaluated.append(z.shape[0])
+        return a[:, -1:] * (z @ self.A.T) + a[:, :-1]
+
+
+def test_deq_skips_converged_samples():
+    """In a DEQ a converged sample keeps its iterate and the cell is no longer evaluated on it."""
     problem = problems.per_sample_rates()
-    A = torch.as_tensor(problem.params["A"])
-    args = torch.as_tensor(problem.args)
-    evaluated = []
-
-    def f(z, a):
-        evaluated.append(z.shape[0])
-        return a[:, -1:] * (z @ A.T) + a[:, :-1]
-
-    z0 = torch.zeros(len(args), A.shape[0], dtype=A.dtype)
+    cell = RateCell(torch.as_tensor(problem.params["A"]))
+    x = torch.as_tensor(problem.args)
+    z0 = torch.zeros(len(x), cell.A.shape[0], dtype=x.dtype)
     with torch.no_grad():  # no gradient surrogate: count the solver's evaluations only
-        sol = fixed_point(f, z0, args, solver="picard", tol=1e-8, max_iter=1000)
-    nstep = sol.stats.nstep.tolist()
-    assert sum(evaluated) == sum(nstep)  # each sample costs exactly its own iterations
-    alone = fixed_point(f, z0[:1], args[:1], solver="picard", tol=1e-8, max_iter=nstep[0])
-    np.testing.assert_allclose(sol.value[0].detach().numpy(), alone.value[0].detach().numpy(), rtol=1e-13)
+        z, stats = DEQ(cell, solver="picard", tol=1e-8, max_iter=1000)(x, z0)
+    nstep = stats.nstep.tolist()
+    assert sum(cell.evaluated) == sum(nstep)  # each sample costs exactly its own iterations
+    alone, _ = DEQ(cell, solver="picard", tol=1e-8, max_iter=nstep[0])(x[:1], z0[:1])
+    np.testing.assert_allclose(z[0].detach().numpy(), alone[0].detach().numpy(), rtol=1e-13)
+
+
+def test_fixed_point_never_slices_shared_tensors():
+    """A shared weight whose first dimension equals the batch size is passed whole (no per-sample guess)."""
+    torch.manual_seed(0)
+    W = torch.randn(4, 4, dtype=torch.float64)
+    W = 0.5 * W / torch.linalg.matrix_norm(W, 2)
+    rates = torch.tensor([[0.1], [0.5], [0.9], [0.99]], dtype=torch.float64)
+    f = lambda z, w: rates * torch.tanh(z @ w.T) + 1.0
+    sol = fixed_point(f, torch.zeros(4, 4, dtype=torch.float64), W, solver="picard", tol=1e-10, max_iter=3000)
+    assert int(sol.result) == 0
+    torch.testing.assert_close(f(sol.value, W), sol.value, rtol=1e-8, atol=1e-9)
 
 
 def test_closure_over_per_sample_data_is_a_clear_error():
-    """Per-sample data hidden in a closure cannot be indexed with the active samples: say so."""
+    """Per-sample data hidden in a DEQ cell cannot be indexed with the active samples: say so."""
     problem = problems.per_sample_rates()
     A = torch.as_tensor(problem.params["A"])
     args = torch.as_tensor(problem.args)
     rates = args[:, -1:]
-    f = lambda z, x: rates * (z @ A.T) + x
-    with pytest.raises(RuntimeError, match="pass per-sample data through args"):
-        fixed_point(f, torch.zeros(len(args), A.shape[0], dtype=A.dtype), args[:, :-1], solver="picard")
+
+    class Hidden(torch.nn.Module):
+        def forward(self, z, x):
+            return rates * (z @ A.T) + x
+
+    with pytest.raises(RuntimeError, match="per-sample data must come through x"):
+        DEQ(Hidden(), solver="picard")(args[:, :-1], torch.zeros(len(args), A.shape[0], dtype=A.dtype))

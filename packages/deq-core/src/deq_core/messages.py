@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 PER_SAMPLE_HINT = (
-    " (f was called on the samples that have not converged yet: pass per-sample data through args, "
-    "not through a closure, so that it is indexed with them)"
+    " (the cell was called on the samples that have not converged yet, with the matching rows of x: "
+    "per-sample data must come through x, not through a closure or a module attribute)"
 )
 
 

@@ -17,6 +17,8 @@ class DEQ(nn.Module):
 
     ``solve_options`` are those of :func:`deq_core.torch.fixed_point` (validated here, at construction).
     ``max_iter`` given at call time is the test-time compute budget and overrides the training one.
+    When ``x`` is a tensor whose rows are the samples, the cell is evaluated only on samples that have not
+    converged yet (with the matching rows of ``x``): it must treat samples independently.
     """
 
     def __init__(self, cell: nn.Module, **solve_options_):
@@ -30,7 +32,8 @@ class DEQ(nn.Module):
         """Solve for the equilibrium of ``cell(., x)`` from ``z0`` (zeros like ``x`` when omitted)."""
         options = self.options if max_iter is None else dataclasses.replace(self.options, max_iter=max_iter)
         z0 = torch.zeros_like(x) if z0 is None else z0
-        solution = solve(self.cell, z0, x, options)
+        per_sample = isinstance(x, torch.Tensor) and x.ndim > 0 and x.shape[0] == z0.shape[0]
+        solution = solve(self.cell, z0, x, options, per_sample_args=per_sample)
         return solution.value, solution.stats
 
     def extra_repr(self) -> str:

@@ -39,9 +39,10 @@ def fixed_point(
     """Solve ``z* = f(z*, args)`` for a batch of samples and make ``z*`` differentiable.
 
     ``z0`` has a leading batch dimension; ``f(z, args)`` returns a tensor shaped like ``z`` and must treat
-    samples independently: once some samples converge, ``f`` is called on the others only, with every
-    tensor in ``args`` whose leading dimension is the batch size indexed to match (so a converged sample
-    costs no more evaluations). Autograd reaches tensors in ``args`` and the parameters ``f`` closes over.
+    samples independently. A converged sample is frozen (its iterate stops changing); ``f`` still sees the
+    whole batch, since nothing says which parts of ``args`` are per-sample (:class:`~deq_core.torch.DEQ`,
+    whose input is per-sample by contract, also skips converged samples' evaluations). Autograd reaches
+    tensors in ``args`` and the parameters ``f`` closes over.
     See :func:`deq_core.config.solve_options` for the options; ``throw=True`` raises
     :class:`~deq_core.errors.ConvergenceError` if any sample did not converge.
     """
@@ -49,8 +50,14 @@ def fixed_point(
     return solve(f, z0, args, options)
 
 
-def solve(f: Callable, z0: torch.Tensor, args: Any, options: SolveOptions) -> Solution:
-    """:func:`fixed_point` with already validated options."""
+def solve(
+    f: Callable, z0: torch.Tensor, args: Any, options: SolveOptions, per_sample_args: bool = False
+) -> Solution:
+    """:func:`fixed_point` with already validated options.
+
+    With ``per_sample_args``, ``args`` is one tensor whose rows are the samples: ``f`` is then called on the
+    samples not yet converged, with the matching rows of ``args``, so converged samples cost nothing.
+    """
     if not isinstance(z0, torch.Tensor):
         raise TypeError(f"z0 must be a torch.Tensor, got {type(z0).__name__}")
     problem = messages.bad_z0(tuple(z0.shape), z0.dtype)
@@ -65,7 +72,7 @@ def solve(f: Callable, z0: torch.Tensor, args: Any, options: SolveOptions) -> So
             out = f(z.reshape(z_shape).to(dtype), args)
         else:
             try:
-                out = f(z.reshape(z_shape).to(dtype), _take(args, index, shape[0]))
+                out = f(z.reshape(z_shape).to(dtype), args[index])
             except RuntimeError as error:
                 raise RuntimeError(f"{error}{messages.PER_SAMPLE_HINT}") from error
         problem = messages.bad_output(z_shape, tuple(out.shape), out.dtype)
@@ -77,24 +84,20 @@ def solve(f: Callable, z0: torch.Tensor, args: Any, options: SolveOptions) -> So
     solver = make_solver(options.solver)
     unroll = isinstance(options.backward, Unroll)
     check_every = 1 if z0.device.type == "cpu" else 4
-    ops = TorchOps(differentiable=unroll, check_every=check_every, compact=shape[0] > 1)
+    if per_sample_args and not (
+        isinstance(args, torch.Tensor) and args.ndim > 0 and args.shape[0] == shape[0]
+    ):
+        raise ValueError(
+            f"per-sample args must be one tensor with a leading batch dimension of {shape[0]}, "
+            f"got {type(args).__name__} {tuple(getattr(args, 'shape', ()))}"
+        )
+    ops = TorchOps(differentiable=unroll, check_every=check_every, compact=per_sample_args and shape[0] > 1)
     with torch.set_grad_enabled(unroll and torch.is_grad_enabled()):
         loop = iterate(ops, f_flat, z_init, solver, options.stop, options.max_iter)
     z_star = loop.z.reshape(shape).to(dtype)
     if not unroll and torch.is_grad_enabled():
         z_star = _attach_gradient(f, z_star, args, options)
     return _solution(z_star, loop, options)
-
-
-def _take(args: Any, index: torch.Tensor, batch: int) -> Any:
-    """``args`` restricted to samples ``index`` (tensors whose leading dimension is ``batch`` are indexed)."""
-    if isinstance(args, torch.Tensor):
-        return args[index] if args.ndim > 0 and args.shape[0] == batch else args
-    if isinstance(args, tuple | list):
-        return type(args)(_take(a, index, batch) for a in args)
-    if isinstance(args, dict):
-        return {k: _take(v, index, batch) for k, v in args.items()}
-    return args
 
 
 def _attach_gradient(f: Callable, z_star: torch.Tensor, args: Any, options: SolveOptions) -> torch.Tensor:
