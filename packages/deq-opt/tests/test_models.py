@@ -9,7 +9,15 @@ import pytest
 
 from deq_opt.datasets import random_lp
 from deq_opt.datasets.labels import label
-from deq_opt.models import ModelSpec, decode, explicit_params, featurize, fit_scales, gnn_params
+from deq_opt.models import (
+    ModelSpec,
+    decode,
+    explicit_params,
+    featurize,
+    fit_scales,
+    gnn_params,
+    pdhg_params,
+)
 from deq_opt.plugin import TASKS, _config, default_config
 
 BACKEND = os.environ.get("DEQ_BACKEND", "torch")
@@ -51,31 +59,60 @@ def test_models_shapes_gradients_contraction(backend: str, tmp_path) -> None:
 
     mod = importlib.import_module(f"deq_opt.models.{backend}")
     data, scales, graphs = _data(tmp_path)
-    spec = ModelSpec(hidden=8, pdhg_hidden=6, train_iter=4)
+    spec = ModelSpec(hidden=8, train_iter=4)
     models = mod.build_models(spec, 9, 4)
-    assert mod.param_count(models["gnn"]) == gnn_params(8)
-    assert abs(mod.param_count(models["explicit"]) - mod.param_count(models["gnn"])) <= explicit_params(
-        9, 4
-    ) - explicit_params(8, 4)
+    target = mod.param_count(models["pdhg"])
+    assert target == pdhg_params(8)
+    assert mod.param_count(models["gnn"]) == gnn_params(spec.gnn_width)
+    assert mod.param_count(models["explicit"]) == explicit_params(spec.explicit_width, 4)
+    for name, count in (("gnn", gnn_params), ("explicit", lambda d: explicit_params(d, 4))):
+        width = spec.gnn_width if name == "gnn" else spec.explicit_width
+        assert abs(mod.param_count(models[name]) - target) <= count(width + 1) - count(width)
     for name, model in models.items():
-        px, py = mod.predict(model, graphs, 3 if name != "explicit" else None, "cpu")
+        budget = 3 if name != "explicit" else None
+        px, py = mod.predict(model, graphs, budget, "cpu")
         assert px.shape == (6, 9) and py.shape == (6, 4) and np.all(np.isfinite(px))
+        # chunks that do not divide the batch (padded in JAX) give the same predictions
+        cx, cy = mod.predict(model, graphs, budget, "cpu", chunk=4)
+        np.testing.assert_allclose(np.concatenate([cx, cy], 1), np.concatenate([px, py], 1), atol=1e-5)
         x, y = decode(data.lps, px, py, scales)
         assert np.all(x >= data.lps[0].lo - 1e-9)
-        trained, loss = mod.train(
-            model,
-            graphs,
-            data.x / scales.x,
-            data.y / scales.y,
-            steps=2,
-            batch=4,
-            lr=1e-2,
-            seed=0,
-            device="cpu",
-        )
-        assert np.isfinite(loss)
-        qx, _ = mod.predict(trained, graphs, 3 if name != "explicit" else None, "cpu")
-        assert not np.allclose(qx, px), f"{name}: training did not change the parameters"
+        for warm_start in (False, True) if name != "explicit" else (False,):
+            trained, loss = mod.train(
+                model,
+                graphs,
+                data.x / scales.x,
+                data.y / scales.y,
+                steps=2,
+                batch=4,
+                lr=1e-2,
+                seed=0,
+                device="cpu",
+                warm_start=warm_start,
+            )
+            assert np.isfinite(loss)
+            qx, _ = mod.predict(trained, graphs, budget, "cpu")
+            assert not np.allclose(qx, px), f"{name}: training did not change the parameters"
+            model, px = trained, qx
     # the DEQ-GNN is a contraction: its residual shrinks geometrically with the budget
     r4, r16 = (mod.residual(models["gnn"], graphs, t, "cpu").max() for t in (4, 16))
     assert r16 < r4 or r16 < 1e-6
+
+
+def test_torch_solve_with_batch_equal_to_width(tmp_path) -> None:
+    """Batch-shared weights are not mistaken for per-sample data when some samples converge first."""
+    torch = pytest.importorskip("torch")
+    from deq_opt.models import torch as mt
+
+    data, scales, graphs = _data(tmp_path, count=4)
+    spec = ModelSpec(hidden=4, train_iter=30, tol=1e-3)
+    g = mt.graph_tensors(graphs, "cpu")
+    for name in ("pdhg", "gnn"):
+        model = mt.build_models(spec, 9, 4)[name]
+        width = spec.hidden if name == "pdhg" else spec.gnn_width
+        g4 = {k: v[torch.arange(width) % 4] for k, v in g.items()}  # batch == width
+        with torch.no_grad():
+            _, _, z = model.solve(g4)
+            z0 = torch.where(torch.arange(width).unsqueeze(1) % 2 == 0, z, torch.zeros_like(z))
+            px, _, _ = model.solve(g4, z0)  # half the samples start converged
+        assert px.shape == (width, 9) and torch.all(torch.isfinite(px))

@@ -25,7 +25,9 @@ from deq_opt.models.graphs import Scales, decode, featurize, fit_scales
 from deq_opt.models.spec import ModelSpec
 from deq_opt.operators.lp import LinearProgram
 
-__all__ = ["OptConfig", "run_task"]
+__all__ = ["MODEL_NAMES", "OptConfig", "run_task"]
+
+MODEL_NAMES = {"pdhg": "learned weight-tied PDHG (DEQ)", "gnn": "DEQ-GNN"}
 
 
 @dataclass(frozen=True)
@@ -36,18 +38,17 @@ class OptConfig:
     params: dict[str, Any] = field(default_factory=dict)
     n_train: int = 2500
     n_test: int = 1000
-    hidden: int = 48
-    pdhg_hidden: int = 32
+    hidden: int = 41
     gamma: float = 0.99
     explicit_layers: int = 4
     train_iter: int = 16
     tol: float = 1e-4
     pdhg_damping: float = 0.5
     steps: int = 600
-    pdhg_steps: int = 300
     batch: int = 64
     lr: float = 3e-3
-    budgets: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
+    warm_start_training: bool = False
+    budgets: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)
     lipschitz_samples: int = 64
     lipschitz_directions: int = 4
     lipschitz_eps: float = 1e-4
@@ -59,7 +60,6 @@ class OptConfig:
         """The model hyper-parameters."""
         return ModelSpec(
             hidden=self.hidden,
-            pdhg_hidden=self.pdhg_hidden,
             gamma=self.gamma,
             explicit_layers=self.explicit_layers,
             train_iter=self.train_iter,
@@ -91,11 +91,25 @@ def _evaluate(
     return metrics, lip, (x, y)
 
 
+def _speedups(warm: dict[str, dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
+    """Cold-start iterations / warm-start iterations per start and tolerance (inf when a start needs 0)."""
+    cold = warm["cold"]
+    return {
+        name: {
+            tol: cold[tol]["iterations"] / row["iterations"] if row["iterations"] else float("inf")
+            for tol, row in rows.items()
+        }
+        for name, rows in warm.items()
+        if name != "cold"
+    }
+
+
 def run_task(
     task: str, cfg: OptConfig, backend: ModuleType, device: str, out_dir: Path, seed: int
 ) -> dict[str, Any]:
-    """Label, train the three models, evaluate per budget, run the baselines and warm starts.
+    """Label; train the three models (same data, same steps); evaluate per budget; baselines; warm starts.
 
+    The reported implicit model is the learned weight-tied PDHG; the DEQ-GNN's numbers go to ``extra``.
     Returns the pieces of the report: ``iterations``, ``quality``, ``lipschitz``, ``params``, ``baselines``,
     ``explicit``, ``extra``.
     """
@@ -111,27 +125,28 @@ def run_task(
     m, n = train.lps[0].shape
     models = backend.build_models(cfg.spec(), n, m)
     losses, seconds = {}, {}
-    for name, steps in (("gnn", cfg.steps), ("pdhg", cfg.pdhg_steps), ("explicit", cfg.steps)):
+    for name in ("pdhg", "gnn", "explicit"):
         t = time.perf_counter()
         models[name], losses[name] = backend.train(
             models[name],
             graphs_train,
             train.x / scales.x,
             train.y / scales.y,
-            steps=steps,
+            steps=cfg.steps,
             batch=cfg.batch,
             lr=cfg.lr,
             seed=seed,
             device=device,
+            warm_start=cfg.warm_start_training,
         )
         seconds[name] = time.perf_counter() - t
-    per_budget: dict[str, dict[str, list[float]]] = {"gnn": {}, "pdhg": {}}
+    per_budget: dict[str, dict[str, list[float]]] = {"pdhg": {}, "gnn": {}}
     lipschitz: dict[str, dict[str, list[float]]] = {
-        "gnn": {"max": [], "mean": []},
         "pdhg": {"max": [], "mean": []},
+        "gnn": {"max": [], "mean": []},
     }
     last: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for name in ("gnn", "pdhg"):
+    for name in ("pdhg", "gnn"):
         for t in cfg.budgets:
             metrics, lip, last[name] = _evaluate(backend, models[name], test, t, cfg, ctx)
             res = backend.residual(models[name], ctx["graphs"], t, device)
@@ -145,36 +160,42 @@ def run_task(
     )
     n_warm = min(cfg.warm_instances, len(test.lps))
     warm_lps = test.lps[:n_warm]
-    gx, gy = last["gnn"]
-    px, py = last["pdhg"]
+    px, py = (v[:n_warm] for v in last["pdhg"])
+    gx, gy = (v[:n_warm] for v in last["gnn"])
+    ex, ey = (v[:n_warm] for v in last["explicit"])
     starts = {
         "cold": (None, None),
-        "DEQ-GNN primal only": (gx[:n_warm], None),
-        "DEQ-GNN primal+dual": (gx[:n_warm], gy[:n_warm]),
-        "learned PDHG primal+dual": (px[:n_warm], py[:n_warm]),
+        "learned PDHG primal only": (px, None),
+        "learned PDHG primal+dual": (px, py),
+        "DEQ-GNN primal+dual": (gx, gy),
+        "explicit GNN primal+dual": (ex, ey),
         "GLOP optimum primal+dual": (test.x[:n_warm], test.y[:n_warm]),
     }
     warm = warm_start_comparison(warm_lps, starts, cfg.warm_tolerances)
     warm_error = {
         name: solution_metrics(warm_lps, x[:n_warm], y[:n_warm], test.x[:n_warm], test.y[:n_warm])
-        for name, (x, y) in (("DEQ-GNN", last["gnn"]), ("learned PDHG", last["pdhg"]))
+        for name, (x, y) in (
+            ("learned PDHG", last["pdhg"]),
+            ("DEQ-GNN", last["gnn"]),
+            ("explicit GNN", last["explicit"]),
+        )
     }
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     plot_warm_start(warm, out_dir / "warm_start.png", f"opt/{task}: PDLP warm start (mean of {n_warm} LPs)")
     plot_budget_metrics(
         cfg.budgets,
-        {f"{name} ({task})": series for name, series in per_budget.items()},
+        {f"{title} ({task})": per_budget[name] for name, title in MODEL_NAMES.items()},
         out_dir / "budget_metrics.png",
         f"opt/{task}: test metrics per iteration budget",
     )
-    pdlp = [solve_pdlp(lp, tol=1e-4) for lp in test.lps[: cfg.warm_instances]]
+    pdlp = [solve_pdlp(lp, tol=1e-4) for lp in warm_lps]
     glop_seconds = float(np.mean(test.seconds))
     baselines = {
         "glop (exact, labels)": {"value": 0.0, "seconds": glop_seconds},
         "pdlp tol 1e-4": {
             "value": solution_metrics(
-                test.lps[:n_warm],
+                warm_lps,
                 np.stack([r.x for r in pdlp]),
                 np.stack([r.y for r in pdlp]),
                 test.x[:n_warm],
@@ -185,21 +206,23 @@ def run_task(
     }
     return {
         "iterations": list(cfg.budgets),
-        "quality": per_budget["gnn"]["primal_error"],
-        "lipschitz": {**lipschitz["gnn"], "explicit": explicit_lip},
+        "quality": per_budget["pdhg"]["primal_error"],
+        "lipschitz": {**lipschitz["pdhg"], "explicit": explicit_lip},
         "explicit": explicit_metrics["primal_error"],
         "baselines": baselines,
         "params": {
-            "implicit": backend.param_count(models["gnn"]),
+            "implicit": backend.param_count(models["pdhg"]),
             "explicit": backend.param_count(models["explicit"]),
         },
         "extra": {
-            "deq_gnn_per_budget": per_budget["gnn"],
+            "implicit_model": MODEL_NAMES["pdhg"],
             "learned_pdhg_per_budget": per_budget["pdhg"],
-            "learned_pdhg_lipschitz": lipschitz["pdhg"],
-            "learned_pdhg_params": backend.param_count(models["pdhg"]),
+            "deq_gnn_per_budget": per_budget["gnn"],
+            "deq_gnn_lipschitz": lipschitz["gnn"],
+            "deq_gnn_params": backend.param_count(models["gnn"]),
             "explicit_metrics": explicit_metrics,
             "warm_start": warm,
+            "warm_start_speedup": _speedups(warm),
             "warm_start_prediction_error": warm_error,
             "train_loss": losses,
             "train_seconds": seconds,

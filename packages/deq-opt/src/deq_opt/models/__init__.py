@@ -1,7 +1,7 @@
 """LP models: graph inputs and hyper-parameters (numpy); the networks live in ``torch.py`` and ``jax.py``."""
 
 from deq_opt.models.graphs import GraphBatch, Scales, decode, featurize, fit_scales
-from deq_opt.models.spec import ModelSpec, explicit_params, explicit_width, gnn_params
+from deq_opt.models.spec import ModelSpec, explicit_params, gnn_params, matching_width, pdhg_params
 
 __all__ = [
     "GraphBatch",
@@ -9,8 +9,9 @@ __all__ = [
     "Scales",
     "decode",
     "explicit_params",
-    "explicit_width",
     "featurize",
     "fit_scales",
     "gnn_params",
+    "matching_width",
+    "pdhg_params",
 ]

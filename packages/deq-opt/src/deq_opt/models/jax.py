@@ -16,9 +16,8 @@ import optax
 from tqdm.auto import tqdm
 
 from deq_core.jax import DEQ
-from deq_core.jax.analysis import iterate
 from deq_opt.models.graphs import CON_FEATURES, VAR_FEATURES, GraphBatch
-from deq_opt.models.spec import ModelSpec, explicit_width
+from deq_opt.models.spec import ModelSpec
 
 __all__ = [
     "DEQGNN",
@@ -71,19 +70,31 @@ def _violation(ax: jax.Array, g: Graph) -> jax.Array:
     return has_lo * jax.nn.relu(lo - ax) - has_hi * jax.nn.relu(ax - hi)
 
 
+def _normal(rng: np.random.Generator, *shape: int) -> jax.Array:
+    """Standard normal weights scaled by ``1/sqrt(shape[-1])``, drawn on the host (no XLA compilation)."""
+    return jnp.asarray(rng.standard_normal(shape) / shape[-1] ** 0.5, jnp.float32)
+
+
+def _uniform(rng: np.random.Generator, fan_in: int, *shape: int) -> jax.Array:
+    """``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` weights (the torch ``nn.Linear`` default), drawn on the host."""
+    return jnp.asarray(rng.uniform(-1.0, 1.0, shape) / fan_in**0.5, jnp.float32)
+
+
 class _MLP(eqx.Module):
     """``Linear -> tanh -> Linear`` applied to the last axis."""
 
-    a: eqx.nn.Linear
-    b: eqx.nn.Linear
+    wa: jax.Array
+    ba: jax.Array
+    wb: jax.Array
+    bb: jax.Array
 
-    def __init__(self, n_in: int, d: int, n_out: int, key: jax.Array):
-        ka, kb = jax.random.split(key)
-        self.a, self.b = eqx.nn.Linear(n_in, d, key=ka), eqx.nn.Linear(d, n_out, key=kb)
+    def __init__(self, n_in: int, d: int, n_out: int, rng: np.random.Generator):
+        self.wa, self.ba = _uniform(rng, n_in, n_in, d), _uniform(rng, n_in, d)
+        self.wb, self.bb = _uniform(rng, d, d, n_out), _uniform(rng, d, n_out)
 
     def __call__(self, h: jax.Array) -> jax.Array:
         """Apply to (..., n_in)."""
-        return jnp.tanh(h @ self.a.weight.T + self.a.bias) @ self.b.weight.T + self.b.bias
+        return jnp.tanh(h @ self.wa + self.ba) @ self.wb + self.bb
 
 
 class _Heads(eqx.Module):
@@ -93,10 +104,9 @@ class _Heads(eqx.Module):
     bx: jax.Array
     y: _MLP
 
-    def __init__(self, d: int, key: jax.Array):
-        k1, k2 = jax.random.split(key)
-        self.wx, self.bx = jax.random.normal(k1, (d,)) / d**0.5, jnp.zeros(())
-        self.y = _MLP(d, d, 1, k2)
+    def __init__(self, d: int, rng: np.random.Generator):
+        self.wx, self.bx = _normal(rng, d), jnp.zeros((), jnp.float32)
+        self.y = _MLP(d, d, 1, rng)
 
     def x(self, hv: jax.Array) -> jax.Array:
         """Scaled primal estimate (B, n) from (B, n, d)."""
@@ -113,11 +123,8 @@ class GNNCell(eqx.Module):
     n: int = eqx.field(static=True)
     gamma: float = eqx.field(static=True)
 
-    def __init__(self, d: int, n: int, gamma: float, key: jax.Array):
-        k1, k2, k3 = jax.random.split(key, 3)
-        self.w1 = jax.random.normal(k1, (d, d)) / d**0.5
-        self.w2 = jax.random.normal(k2, (d, d)) / d**0.5
-        self.u = jax.random.normal(k3, (d,)) / d**0.5
+    def __init__(self, d: int, n: int, gamma: float, rng: np.random.Generator):
+        self.w1, self.w2, self.u = _normal(rng, d, d), _normal(rng, d, d), _normal(rng, d)
         self.d, self.n, self.gamma = d, n, gamma
 
     def weights(self, heads: _Heads) -> dict[str, jax.Array]:
@@ -144,8 +151,8 @@ class PDHGCell(eqx.Module):
     d: int = eqx.field(static=True)
     n: int = eqx.field(static=True)
 
-    def __init__(self, d: int, n: int, key: jax.Array):
-        self.w = jax.random.normal(key, (4, d, d)) / d**0.5
+    def __init__(self, d: int, n: int, rng: np.random.Generator):
+        self.w = _normal(rng, 4, d, d)
         self.d, self.n = d, n
 
     def weights(self, heads: _Heads) -> tuple[jax.Array, ...]:
@@ -191,44 +198,44 @@ class _Implicit(eqx.Module):
         hv, hc = z[:, : n * d].reshape(B, n, d), z[:, n * d :].reshape(B, self.m, d)
         return self.heads.x(hv), self.heads.y(hc)[..., 0]
 
-    def __call__(self, g: Graph, budget: int | None = None) -> tuple[jax.Array, jax.Array]:
-        """Scaled (x, y): at the equilibrium (``budget=None``) or after exactly ``budget`` solver steps."""
+    def _iterate(self, g: Graph, budget: jax.Array | int) -> tuple[jax.Array, dict[str, Any]]:
+        """``z_t`` after exactly ``budget`` damped Picard steps from zero (``budget`` may be traced)."""
         args, z0 = self._args(g), self._z0(g)
-        if budget is None:
-            z = self.deq(args, z0)[0]
-        else:
-            z = iterate(self.deq.cell, z0, args, budget, self.deq.options.solver)
-        return self._readout(z)
+        beta = self.deq.options.solver.damping
+        z = jax.lax.fori_loop(0, budget, lambda _, z: (1 - beta) * z + beta * self.deq.cell(z, args), z0)
+        return z, args
 
-    def residual(self, g: Graph, budget: int) -> jax.Array:
-        """Per-instance relative fixed-point residual after ``budget`` steps."""
-        args, z0 = self._args(g), self._z0(g)
-        z = iterate(self.deq.cell, z0, args, budget, self.deq.options.solver)
-        fz = self.deq.cell(z, args)
-        return jnp.linalg.norm(fz - z, axis=1) / jnp.maximum(jnp.linalg.norm(fz, axis=1), 1e-12)
+    def solve(self, g: Graph, z0: jax.Array | None = None) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """Scaled (x, y) at the equilibrium solved from ``z0`` (zeros when omitted), and the equilibrium."""
+        z = self.deq(self._args(g), self._z0(g) if z0 is None else z0)[0]
+        return (*self._readout(z), z)
+
+    def __call__(self, g: Graph, budget: jax.Array | int | None = None) -> tuple[jax.Array, jax.Array]:
+        """Scaled (x, y): at the equilibrium (``budget=None``) or after exactly ``budget`` solver steps."""
+        if budget is None:
+            return self.solve(g)[:2]
+        return self._readout(self._iterate(g, budget)[0])
 
 
 class DEQGNN(_Implicit):
     """The weight-tied DEQ-GNN: a contractive graph-convolution block iterated to equilibrium."""
 
-    def __init__(self, spec: ModelSpec, n: int, m: int, key: jax.Array):
-        d = spec.hidden
-        k = jax.random.split(key, 4)
-        self.enc_v, self.enc_c = _MLP(VAR_FEATURES, d, d, k[0]), _MLP(CON_FEATURES, d, d, k[1])
-        self.heads = _Heads(d, k[2])
-        self.deq = DEQ(GNNCell(d, n, spec.gamma, k[3]), **spec.solve_options("gnn"))
+    def __init__(self, spec: ModelSpec, n: int, m: int, rng: np.random.Generator):
+        d = spec.gnn_width
+        self.enc_v, self.enc_c = _MLP(VAR_FEATURES, d, d, rng), _MLP(CON_FEATURES, d, d, rng)
+        self.heads = _Heads(d, rng)
+        self.deq = DEQ(GNNCell(d, n, spec.gamma, rng), **spec.solve_options("gnn"))
         self.d, self.n, self.m = d, n, m
 
 
 class LearnedPDHG(_Implicit):
     """The learned weight-tied PDHG (PDHG-Net-like layer) solved as a DEQ with damped Picard."""
 
-    def __init__(self, spec: ModelSpec, n: int, m: int, key: jax.Array):
-        d = spec.pdhg_hidden
-        k = jax.random.split(key, 4)
-        self.enc_v, self.enc_c = _MLP(VAR_FEATURES, d, d, k[0]), _MLP(CON_FEATURES, d, d, k[1])
-        self.heads = _Heads(d, k[2])
-        self.deq = DEQ(PDHGCell(d, n, k[3]), **spec.solve_options("pdhg"))
+    def __init__(self, spec: ModelSpec, n: int, m: int, rng: np.random.Generator):
+        d = spec.hidden
+        self.enc_v, self.enc_c = _MLP(VAR_FEATURES, d, d, rng), _MLP(CON_FEATURES, d, d, rng)
+        self.heads = _Heads(d, rng)
+        self.deq = DEQ(PDHGCell(d, n, rng), **spec.solve_options("pdhg"))
         self.d, self.n, self.m = d, n, m
 
 
@@ -242,13 +249,11 @@ class ExplicitGNN(eqx.Module):
     w2: jax.Array
     u: jax.Array
 
-    def __init__(self, d: int, layers: int, key: jax.Array):
-        k = jax.random.split(key, 6)
-        self.enc_v, self.enc_c = _MLP(VAR_FEATURES, d, d, k[0]), _MLP(CON_FEATURES, d, d, k[1])
-        self.heads = _Heads(d, k[2])
-        self.w1 = jax.random.normal(k[3], (layers, d, d)) / d**0.5
-        self.w2 = jax.random.normal(k[4], (layers, d, d)) / d**0.5
-        self.u = jax.random.normal(k[5], (layers, d)) / d**0.5
+    def __init__(self, d: int, layers: int, rng: np.random.Generator):
+        self.enc_v, self.enc_c = _MLP(VAR_FEATURES, d, d, rng), _MLP(CON_FEATURES, d, d, rng)
+        self.heads = _Heads(d, rng)
+        self.w1, self.w2 = _normal(rng, layers, d, d), _normal(rng, layers, d, d)
+        self.u = _normal(rng, layers, d)
 
     def __call__(self, g: Graph, budget: int | None = None) -> tuple[jax.Array, jax.Array]:
         """Scaled (x, y) after all layers (``budget`` is ignored: the depth is fixed)."""
@@ -268,14 +273,12 @@ def param_count(model: eqx.Module) -> int:
 
 
 def build_models(spec: ModelSpec, n: int, m: int, seed: int = 0) -> dict[str, eqx.Module]:
-    """``{"gnn", "pdhg", "explicit"}``; the explicit GNN's width matches the DEQ-GNN's parameter count."""
-    k = jax.random.split(jax.random.PRNGKey(seed), 3)
-    gnn = DEQGNN(spec, n, m, k[0])
-    width = explicit_width(param_count(gnn), spec.explicit_layers)
+    """``{"pdhg", "gnn", "explicit"}``; the two GNNs are sized to the learned PDHG's parameter count."""
+    rng = np.random.default_rng(seed)
     return {
-        "gnn": gnn,
-        "pdhg": LearnedPDHG(spec, n, m, k[1]),
-        "explicit": ExplicitGNN(width, spec.explicit_layers, k[2]),
+        "pdhg": LearnedPDHG(spec, n, m, rng),
+        "gnn": DEQGNN(spec, n, m, rng),
+        "explicit": ExplicitGNN(spec.explicit_width, spec.explicit_layers, rng),
     }
 
 
@@ -290,51 +293,92 @@ def train(
     lr: float,
     seed: int,
     device: str,
+    warm_start: bool = False,
 ) -> tuple[eqx.Module, float]:
-    """Adam (cosine schedule) on the mean squared error of scaled (x, y); returns the model and last loss."""
+    """Adam (cosine schedule) on the mean squared error of scaled (x, y); returns the model and last loss.
+
+    With ``warm_start``, an implicit model's solve for each training instance starts from that instance's
+    last equilibrium (a cache of z*), so the training solves reach the fixed point over the epochs.
+    """
     g_all = graph_arrays(data)
     xt, yt = jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32)
     optimizer = optax.adam(optax.cosine_decay_schedule(lr, max(steps, 1)))
     state = optimizer.init(eqx.filter(model, eqx.is_inexact_array))
+    implicit = isinstance(model, _Implicit)
+    width = (model.n + model.m) * model.d if implicit and warm_start else 1
+    cache = jnp.zeros((data.size, width), jnp.float32)
 
-    def loss_fn(mdl: eqx.Module, idx: jax.Array) -> jax.Array:
+    def loss_fn(mdl: eqx.Module, idx: jax.Array, z0: jax.Array) -> tuple[jax.Array, jax.Array]:
         g = {k: v[idx] for k, v in g_all.items()}
-        px, py = mdl(g)
-        return jnp.mean((px - xt[idx]) ** 2) + jnp.mean((py - yt[idx]) ** 2)
+        if implicit and warm_start:
+            px, py, z = mdl.solve(g, z0)
+        else:
+            (px, py), z = mdl(g), z0
+        loss = jnp.mean((px - xt[idx]) ** 2) + jnp.mean((py - yt[idx]) ** 2)
+        return loss, jax.lax.stop_gradient(z)
 
     @eqx.filter_jit
-    def step(mdl: eqx.Module, st: Any, idx: jax.Array) -> tuple[eqx.Module, Any, jax.Array]:
-        loss, grads = eqx.filter_value_and_grad(loss_fn)(mdl, idx)
+    def step(mdl: eqx.Module, st: Any, idx: jax.Array, cache: jax.Array) -> tuple:
+        (loss, z), grads = eqx.filter_value_and_grad(loss_fn, has_aux=True)(mdl, idx, cache[idx])
         updates, st = optimizer.update(grads, st, eqx.filter(mdl, eqx.is_inexact_array))
-        return eqx.apply_updates(mdl, updates), st, loss
+        return eqx.apply_updates(mdl, updates), st, loss, cache.at[idx].set(z)
 
     rng = np.random.default_rng(seed)
     loss = jnp.zeros(())
     for _ in tqdm(range(steps), desc=f"train {type(model).__name__}", leave=False):
         idx = jnp.asarray(rng.integers(0, data.size, min(batch, data.size)))
-        model, state, loss = step(model, state, idx)
+        model, state, loss, cache = step(model, state, idx, cache)
     return model, float(loss)
 
 
 @eqx.filter_jit
-def _forward(model: eqx.Module, g: Graph, budget: int | None) -> tuple[jax.Array, jax.Array]:
-    return model(g, budget)
+def _outputs(model: eqx.Module, g: Graph, budget: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Scaled (x, y) and the per-instance residual after ``budget`` steps of an implicit model.
+
+    ``budget`` is traced: one compilation serves every budget (and both :func:`predict` and :func:`residual`).
+    """
+    z, args = model._iterate(g, budget)
+    fz = model.deq.cell(z, args)
+    res = jnp.linalg.norm(fz - z, axis=1) / jnp.maximum(jnp.linalg.norm(fz, axis=1), 1e-12)
+    return (*model._readout(z), res)
+
+
+@eqx.filter_jit
+def _forward_full(model: eqx.Module, g: Graph) -> tuple[jax.Array, jax.Array]:
+    """Scaled (x, y) at the equilibrium (implicit models) or after all layers (explicit)."""
+    return model(g)
+
+
+def _chunks(data: GraphBatch, chunk: int):  # noqa: ANN202
+    """``(arrays, valid)`` per chunk, each padded to exactly ``chunk`` instances (repeating instance 0)."""
+    for lo in range(0, data.size, chunk):
+        index = np.arange(lo, lo + chunk)
+        valid = int(np.sum(index < data.size))
+        yield graph_arrays(data.take(np.where(index < data.size, index, 0))), valid
 
 
 def predict(
-    model: eqx.Module, data: GraphBatch, budget: int | None, device: str, chunk: int = 256
+    model: eqx.Module, data: GraphBatch, budget: int | None, device: str, chunk: int = 64
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Scaled (x, y) as numpy after exactly ``budget`` iterations (None: the equilibrium / full depth)."""
+    """Scaled (x, y) as numpy after exactly ``budget`` iterations (None: the equilibrium / full depth).
+
+    Inputs are padded to whole chunks of a fixed size, so a model compiles once whatever the batch size.
+    """
     xs, ys = [], []
-    for lo in range(0, data.size, chunk):
-        px, py = _forward(model, graph_arrays(data.take(slice(lo, lo + chunk))), budget)
-        xs.append(np.asarray(px, np.float64))
-        ys.append(np.asarray(py, np.float64))
+    for g, valid in _chunks(data, chunk):
+        if budget is None or not isinstance(model, _Implicit):
+            px, py = _forward_full(model, g)
+        else:
+            px, py, _ = _outputs(model, g, jnp.asarray(budget, jnp.int32))
+        xs.append(np.asarray(px, np.float64)[:valid])
+        ys.append(np.asarray(py, np.float64)[:valid])
     return np.concatenate(xs), np.concatenate(ys)
 
 
-def residual(model: eqx.Module, data: GraphBatch, budget: int, device: str) -> np.ndarray:
+def residual(model: eqx.Module, data: GraphBatch, budget: int, device: str, chunk: int = 64) -> np.ndarray:
     """Per-instance relative fixed-point residuals after ``budget`` iterations."""
-    return np.asarray(
-        eqx.filter_jit(lambda m, g: m.residual(g, budget))(model, graph_arrays(data)), np.float64
-    )
+    out = [
+        np.asarray(_outputs(model, g, jnp.asarray(budget, jnp.int32))[2], np.float64)[:valid]
+        for g, valid in _chunks(data, chunk)
+    ]
+    return np.concatenate(out)

@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from deq_core import Phantom, Picard
 from deq_opt.models.graphs import CON_FEATURES, VAR_FEATURES
 
-__all__ = ["ModelSpec", "explicit_params", "explicit_width", "gnn_params"]
+__all__ = ["ModelSpec", "explicit_params", "gnn_params", "matching_width", "pdhg_params"]
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """Widths, contraction factor, explicit depth and the DEQ solve options of the LP models."""
+    """Width of the learned PDHG (the reported implicit model), contraction factor, explicit depth, solves.
 
-    hidden: int = 48
-    pdhg_hidden: int = 32
+    The DEQ-GNN's and the explicit GNN's widths are chosen to match the learned PDHG's parameter count.
+    """
+
+    hidden: int = 41
     gamma: float = 0.99
     explicit_layers: int = 4
     train_iter: int = 16
@@ -27,17 +30,26 @@ class ModelSpec:
         """Validate ranges."""
         if not 0 < self.gamma < 1:
             raise ValueError(f"ModelSpec.gamma must be in (0, 1) for a contraction, got {self.gamma}")
-        if min(self.hidden, self.pdhg_hidden, self.explicit_layers, self.train_iter) < 1:
-            raise ValueError("ModelSpec widths, explicit_layers and train_iter must be >= 1")
+        if min(self.hidden, self.explicit_layers, self.train_iter) < 1:
+            raise ValueError("ModelSpec hidden, explicit_layers and train_iter must be >= 1")
         if not 0 < self.pdhg_damping <= 1:
             raise ValueError(f"ModelSpec.pdhg_damping must be in (0, 1], got {self.pdhg_damping}")
 
+    @property
+    def gnn_width(self) -> int:
+        """The DEQ-GNN width whose parameter count is closest to the learned PDHG's."""
+        return matching_width(gnn_params, pdhg_params(self.hidden))
+
+    @property
+    def explicit_width(self) -> int:
+        """The explicit GNN width whose parameter count is closest to the learned PDHG's."""
+        return matching_width(lambda d: explicit_params(d, self.explicit_layers), pdhg_params(self.hidden))
+
     def solve_options(self, kind: str) -> dict[str, Any]:
-        """deq-core options: DEQ-GNN (Picard, implicit gradient); learned PDHG (damped Picard, phantom)."""
-        gnn = kind == "gnn"
+        """deq-core options: DEQ-GNN (Picard), learned PDHG (damped Picard); both phantom gradients."""
         return {
-            "solver": Picard(damping=1.0 if gnn else self.pdhg_damping),
-            "backward": "implicit" if gnn else Phantom(steps=5, tau=0.5),
+            "solver": Picard(damping=1.0 if kind == "gnn" else self.pdhg_damping),
+            "backward": Phantom(steps=5, tau=0.5),
             "tol": self.tol,
             "max_iter": self.train_iter,
         }
@@ -60,6 +72,11 @@ def explicit_params(d: int, layers: int) -> int:
     return _encoders_and_heads(d) + layers * (2 * d * d + d)
 
 
-def explicit_width(target: int, layers: int) -> int:
-    """The width whose explicit GNN has the parameter count closest to ``target``."""
-    return min(range(1, 1024), key=lambda d: abs(explicit_params(d, layers) - target))
+def pdhg_params(d: int) -> int:
+    """Parameter count of the learned PDHG at width ``d``."""
+    return _encoders_and_heads(d) + 4 * d * d
+
+
+def matching_width(count: Callable[[int], int], target: int) -> int:
+    """The width ``d`` whose ``count(d)`` is closest to ``target``."""
+    return min(range(1, 1024), key=lambda d: abs(count(d) - target))

@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 from deq_core.torch import DEQ
 from deq_core.torch.analysis import iterate
 from deq_opt.models.graphs import CON_FEATURES, VAR_FEATURES, GraphBatch
-from deq_opt.models.spec import ModelSpec, explicit_width
+from deq_opt.models.spec import ModelSpec
 
 __all__ = [
     "DEQGNN",
@@ -64,6 +64,15 @@ def _capped(w: torch.Tensor, cap: float) -> torch.Tensor:
     return w * torch.clamp(cap / (torch.linalg.matrix_norm(w, 2) + 1e-12), max=1.0)
 
 
+def _shared(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Batch-shared weights with a leading axis of 1 for a cell's ``args``.
+
+    deq-core evaluates a cell on its unconverged samples only and indexes every ``args`` tensor whose leading
+    dimension equals the batch size; a (d, d) weight would be mistaken for per-sample data when d == batch.
+    """
+    return {name: w.unsqueeze(0) for name, w in weights.items()}
+
+
 def _encoder(features: int, d: int) -> nn.Module:
     return nn.Sequential(nn.Linear(features, d), nn.Tanh(), nn.Linear(d, d))
 
@@ -101,17 +110,20 @@ class GNNCell(nn.Module):
         self.heads = heads
 
     def weights(self) -> dict[str, torch.Tensor]:
-        """The capped weights (computed once per solve, passed to :meth:`forward` through its arguments)."""
+        """The capped weights (computed once per solve, passed to :meth:`forward` through its arguments).
+
+        Each has a leading axis of 1 (see :func:`_shared`).
+        """
         wx = self.heads.x.weight.reshape(self.d)
         bound = torch.linalg.matrix_norm(self.w1, 2) + torch.linalg.norm(wx) * torch.linalg.norm(self.u)
         k1 = torch.clamp(self.gamma / (bound + 1e-12), max=1.0)
-        return {"w1": k1 * self.w1, "u": k1 * self.u, "w2": _capped(self.w2, self.gamma)}
+        return _shared({"w1": k1 * self.w1, "u": k1 * self.u, "w2": _capped(self.w2, self.gamma)})
 
     def forward(self, z: torch.Tensor, a: dict[str, Any]) -> torch.Tensor:
         """One application of the block to the state ``z = [h_v, h_c]`` (B, (n + m) d)."""
         B, d, n = z.shape[0], self.d, self.n
         hv = z[:, : n * d].reshape(B, n, d)
-        g, w = a["graph"], a["weights"]
+        g, w = a["graph"], {k: v[0] for k, v in a["weights"].items()}
         xhat = self.heads.x(hv).squeeze(-1)
         viol = _violation(_spmm(g, xhat.unsqueeze(-1), False).squeeze(-1), g)
         hc = torch.tanh(a["ec"] + _spmm(g, hv @ w["w1"], False) + viol.unsqueeze(-1) * w["u"])
@@ -131,15 +143,15 @@ class PDHGCell(nn.Module):
         self.d, self.n = d, n
         self.w = nn.Parameter(torch.randn(4, d, d) / d**0.5)
 
-    def weights(self) -> tuple[torch.Tensor, ...]:
-        """The four weights capped at spectral norm 1 (computed once per solve)."""
-        return tuple(_capped(self.w[i], 1.0) for i in range(4))
+    def weights(self) -> dict[str, torch.Tensor]:
+        """The four weights capped at spectral norm 1 (computed once per solve; see :func:`_shared`)."""
+        return _shared({name: _capped(self.w[i], 1.0) for i, name in enumerate(("x", "xy", "y", "yx"))})
 
     def forward(self, z: torch.Tensor, a: dict[str, Any]) -> torch.Tensor:
         """One primal-dual step on ``z = [X, Y]``."""
         B, d, n = z.shape[0], self.d, self.n
         X, Y = z[:, : n * d].reshape(B, n, d), z[:, n * d :].reshape(B, -1, d)
-        wx, wxy, wy, wyx = a["weights"]
+        wx, wxy, wy, wyx = (a["weights"][k][0] for k in ("x", "xy", "y", "yx"))
         g = a["graph"]
         Xn = torch.tanh(X @ wx + _spmm(g, Y @ wxy, True) - a["ev"])
         Yn = torch.tanh(Y @ wy - _spmm(g, (2 * Xn - X) @ wyx, False) + a["ec"])
@@ -173,13 +185,18 @@ class _Implicit(nn.Module):
         hv, hc = z[:, : n * d].reshape(B, n, d), z[:, n * d :].reshape(B, self.m, d)
         return self.heads.x(hv).squeeze(-1), self.heads.y(hc).squeeze(-1)
 
+    def solve(
+        self, g: Graph, z0: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Scaled (x, y) at the equilibrium solved from ``z0`` (zeros when omitted), and the equilibrium."""
+        z = self.deq(self._args(g), self._z0(g) if z0 is None else z0)[0]
+        return (*self._readout(z), z)
+
     def forward(self, g: Graph, budget: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Scaled (x, y): at the equilibrium (``budget=None``) or after exactly ``budget`` solver steps."""
-        args, z0 = self._args(g), self._z0(g)
         if budget is None:
-            z = self.deq(args, z0)[0]
-        else:
-            z = iterate(self.deq.cell, z0, args, budget, self.deq.options.solver)
+            return self.solve(g)[:2]
+        z = iterate(self.deq.cell, self._z0(g), self._args(g), budget, self.deq.options.solver)
         return self._readout(z)
 
     def residual(self, g: Graph, budget: int) -> torch.Tensor:
@@ -194,16 +211,16 @@ class DEQGNN(_Implicit):
     """The weight-tied DEQ-GNN: a contractive graph-convolution block iterated to equilibrium."""
 
     def __init__(self, spec: ModelSpec, n: int, m: int):
-        heads = _Heads(spec.hidden)
-        cell = GNNCell(spec.hidden, n, m, spec.gamma, heads)
-        super().__init__(cell, spec.hidden, n, m, heads, **spec.solve_options("gnn"))
+        d = spec.gnn_width
+        heads = _Heads(d)
+        super().__init__(GNNCell(d, n, m, spec.gamma, heads), d, n, m, heads, **spec.solve_options("gnn"))
 
 
 class LearnedPDHG(_Implicit):
     """The learned weight-tied PDHG (PDHG-Net-like layer) solved as a DEQ with damped Picard."""
 
     def __init__(self, spec: ModelSpec, n: int, m: int):
-        d = spec.pdhg_hidden
+        d = spec.hidden
         super().__init__(PDHGCell(d, n, m), d, n, m, _Heads(d), **spec.solve_options("pdhg"))
 
 
@@ -238,13 +255,11 @@ def param_count(model: nn.Module) -> int:
 
 
 def build_models(spec: ModelSpec, n: int, m: int) -> dict[str, nn.Module]:
-    """``{"gnn", "pdhg", "explicit"}``; the explicit GNN's width matches the DEQ-GNN's parameter count."""
-    gnn = DEQGNN(spec, n, m)
-    width = explicit_width(param_count(gnn), spec.explicit_layers)
+    """``{"pdhg", "gnn", "explicit"}``; the two GNNs are sized to the learned PDHG's parameter count."""
     return {
-        "gnn": gnn,
         "pdhg": LearnedPDHG(spec, n, m),
-        "explicit": ExplicitGNN(width, spec.explicit_layers, n, m),
+        "gnn": DEQGNN(spec, n, m),
+        "explicit": ExplicitGNN(spec.explicit_width, spec.explicit_layers, n, m),
     }
 
 
@@ -259,8 +274,13 @@ def train(
     lr: float,
     seed: int,
     device: str,
+    warm_start: bool = False,
 ) -> tuple[nn.Module, float]:
-    """Adam on the mean squared error of scaled (x, y) over random minibatches; returns the last loss."""
+    """Adam on the mean squared error of scaled (x, y) over random minibatches; returns the last loss.
+
+    With ``warm_start``, an implicit model's solve for each training instance starts from that instance's
+    last equilibrium (a cache of z*), so the training solves reach the fixed point over the epochs.
+    """
     torch.manual_seed(seed)
     model.to(device).train()
     g_all = graph_tensors(data, device)
@@ -270,10 +290,17 @@ def train(
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(steps, 1))
     generator = torch.Generator(device=device).manual_seed(seed)
     loss = torch.zeros((), device=device)
+    cache = None
+    if warm_start and isinstance(model, _Implicit):
+        cache = g_all["var"].new_zeros(data.size, (model.n + model.m) * model.d)
     for _ in tqdm(range(steps), desc=f"train {type(model).__name__}", leave=False):
         index = torch.randint(0, data.size, (min(batch, data.size),), generator=generator, device=device)
         g = {k: v[index] for k, v in g_all.items()}
-        px, py = model(g)
+        if cache is None:
+            px, py = model(g)
+        else:
+            px, py, z = model.solve(g, cache[index])
+            cache[index] = z.detach()
         loss = torch.mean((px - xt[index]) ** 2) + torch.mean((py - yt[index]) ** 2)
         optimizer.zero_grad()
         loss.backward()
