@@ -71,19 +71,20 @@ def test_run_toy_quick_writes_valid_report_and_plot(toy_entry_points, tmp_path, 
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["run", "nope"], "deq: error: unknown domain 'nope'; valid domains: toy\n"),
-        (["run", "toy", "--task", "x"], "deq: error: unknown task 'x'; valid tasks: sensing, deblur\n"),
+        (["run", "nope"], r"deq: error: unknown domain 'nope'; valid domains: ([a-z]+, )*toy(, [a-z]+)*\n"),
+        (["run", "toy", "--task", "x"], r"deq: error: unknown task 'x'; valid tasks: sensing, deblur\n"),
         (
             ["run", "toy", "--backend", "mxnet"],
-            "deq: error: unknown backend 'mxnet'; valid backends: torch, jax\n",
+            r"deq: error: unknown backend 'mxnet'; valid backends: torch, jax\n",
         ),
-        (["run", "toy", "--device", "tpu"], "deq: error: unknown device 'tpu'; valid devices: cpu, cuda\n"),
+        (["run", "toy", "--device", "tpu"], r"deq: error: unknown device 'tpu'; valid devices: cpu, cuda\n"),
     ],
 )
 def test_unknown_names_give_one_line_errors(toy_entry_points, capsys, argv, message):
+    """One line on stderr naming the bad value and the valid ones (other installed domains may be listed)."""
     assert cli.main(argv) == 2
     captured = capsys.readouterr()
-    assert captured.err == message
+    assert re.fullmatch(message, captured.err), captured.err
     assert captured.out == ""
 
 
