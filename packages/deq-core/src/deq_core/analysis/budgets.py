@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 
@@ -29,3 +30,10 @@ def geometric_budgets(max_iter: int, count: int) -> list[int]:
         raise ValueError(f"count must be an integer >= 1, got {count!r}")
     raw = np.geomspace(1, max_iter, num=count) if count > 1 else np.array([max_iter])
     return sorted({int(round(v)) for v in raw} | {max_iter})
+
+
+def check_count(name: str, value: Any) -> int:
+    """``value`` if it is an integer >= 1 (not a bool), else a ``ValueError`` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    return value

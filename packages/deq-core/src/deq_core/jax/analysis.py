@@ -20,7 +20,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from deq_core import messages
-from deq_core.analysis.budgets import check_budgets
+from deq_core.analysis.budgets import check_budgets, check_count
 from deq_core.analysis.lipschitz import check_scales, direction_shape_problem, summarize_ratios
 from deq_core.config import ForwardSolver, solver_config
 from deq_core.engine import make_solver
@@ -36,12 +36,6 @@ __all__ = [
 ]
 
 
-def _check_count(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    return value
-
-
 def iterate(
     f: Callable[[jax.Array, Any], jax.Array],
     z0: jax.Array,
@@ -50,7 +44,7 @@ def iterate(
     solver: ForwardSolver | str = "picard",
 ) -> jax.Array:
     """``z_t``: exactly ``steps`` (a Python int) updates of ``solver`` on ``z = f(z, args)`` from ``z0``."""
-    _check_count("steps", steps)
+    check_count("steps", steps)
     z0 = jnp.asarray(z0)
     problem = messages.bad_z0(tuple(z0.shape), z0.dtype)
     if problem:
@@ -138,7 +132,7 @@ def local_lipschitz(
     (``jax.jvp`` rather than ``jax.linearize``: the latter turns the masked ``0 * inf`` terms of the Anderson
     step into NaN.)
     """
-    _check_count("iters", iters)
+    check_count("iters", iters)
     x = jnp.asarray(x)
     v = jax.random.normal(jax.random.key(seed), x.shape, x.dtype)
     return _power_iteration(fn, x, v, iters)

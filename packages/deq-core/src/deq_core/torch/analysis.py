@@ -17,7 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from deq_core import messages
-from deq_core.analysis.budgets import check_budgets
+from deq_core.analysis.budgets import check_budgets, check_count
 from deq_core.analysis.lipschitz import check_scales, direction_shape_problem, summarize_ratios
 from deq_core.config import ForwardSolver, solver_config
 from deq_core.engine import make_solver
@@ -33,12 +33,6 @@ __all__ = [
 ]
 
 
-def _check_count(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    return value
-
-
 def iterate(
     f: Callable[[torch.Tensor, Any], torch.Tensor],
     z0: torch.Tensor,
@@ -47,7 +41,7 @@ def iterate(
     solver: ForwardSolver | str = "picard",
 ) -> torch.Tensor:
     """``z_t``: exactly ``steps`` updates of ``solver`` on ``z = f(z, args)`` from ``z0``, differentiable."""
-    _check_count("steps", steps)
+    check_count("steps", steps)
     problem = messages.bad_z0(tuple(z0.shape), z0.dtype)
     if problem:
         raise ValueError(problem)
@@ -119,7 +113,7 @@ def local_lipschitz(
     ``fn`` is linearised once for the VJP (``torch.func.vjp``); each of the ``iters`` rounds costs one
     ``torch.func.jvp`` and one VJP. The estimate is ``||J v||`` for the final unit vector ``v``.
     """
-    _check_count("iters", iters)
+    check_count("iters", iters)
     generator = torch.Generator(device=x.device).manual_seed(seed)
     v = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
     x = x.detach()
