@@ -287,7 +287,14 @@ def ddp_worker(out: str) -> None:
         Path(out, "losses.json").write_text(
             json.dumps({"plain": history.losses, "regularized": regularized.losses})
         )
+    # Both ranks arrive here before either tears gloo down, and leave without running interpreter teardown:
+    # gloo's threads can otherwise abort a rank at exit ("terminate called without an active exception")
+    # after all its work is done and written.
+    torch.distributed.barrier()
     torch.distributed.destroy_process_group()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def test_ddp_matches_single_process(tmp_path):
