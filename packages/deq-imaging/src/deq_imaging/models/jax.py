@@ -16,43 +16,18 @@ import jax.numpy as jnp
 from deq_core.jax import DEQ
 from deq_core.jax.analysis import iterate
 from deq_core.jax.regularizers import spectral_normalize
+from deq_imaging.models import family
 from deq_imaging.operators import jax as ops
 
 
-class OperatorFamily:
-    """The JAX forward operator of an
-    :class:`~deq_imaging.datasets.problem.OperatorSpec` for every image size."""
+class OperatorFamily(family.OperatorFamily):
+    """The JAX operators of a task; ``||A||`` comes from the numpy reference, since a family can first be
+    used while a JAX function is being traced, where the operator's own power iteration cannot run."""
 
-    def __init__(self, spec: Any) -> None:
-        """Operators are built lazily per measurement shape and cached."""
-        self.spec = spec
-        self._ops: dict[tuple[int, int], Any] = {}
-        self._norms: dict[tuple[int, int], float] = {}
+    operators = ops
 
-    def get(self, measurement_shape: tuple[int, ...]) -> Any:
-        """The operator whose measurements have shape (..., h, w) = ``measurement_shape``."""
-        key = tuple(int(s) for s in measurement_shape[-2:])
-        if key not in self._ops:
-            shape = self.spec.image_shape(key)
-            if self.spec.kind == "identity":
-                op = ops.Identity(shape)
-            elif self.spec.kind == "blur":
-                op = ops.CircularBlur(self.spec.kernel, shape)
-            else:
-                op = ops.Radon(self.spec.image_size, self.spec.theta)
-            self._norms[key] = float(self.spec.reference(shape).norm()) ** 2
-            self._ops[key] = op
-        return self._ops[key]
-
-    def norm2(self, measurement_shape: tuple[int, ...]) -> float:
-        """``||A||^2`` of the operator for ``measurement_shape``."""
-        self.get(measurement_shape)
-        return self._norms[tuple(int(s) for s in measurement_shape[-2:])]
-
-    def init(self, y: jax.Array) -> jax.Array:
-        """The starting image: FBP of the sinogram for CT, the measurement itself otherwise."""
-        op = self.get(y.shape)
-        return op.fbp(y) if self.spec.kind == "radon" else y
+    def _norm2(self, op: Any, shape: tuple[int, int]) -> float:
+        return float(self.spec.reference(shape).norm()) ** 2
 
 
 class Denoiser(eqx.Module):

@@ -19,44 +19,14 @@ from torch import nn
 from deq_core.torch import DEQ
 from deq_core.torch.analysis import iterate
 from deq_core.torch.regularizers import spectral_normalize
+from deq_imaging.models import family
 from deq_imaging.operators import torch as ops
 
 
-class OperatorFamily:
-    """The torch forward operator of an
-    :class:`~deq_imaging.datasets.problem.OperatorSpec` for every image size."""
+class OperatorFamily(family.OperatorFamily):
+    """The torch operators of a task."""
 
-    def __init__(self, spec: Any) -> None:
-        """Operators are built lazily per measurement shape and cached."""
-        self.spec = spec
-        self._ops: dict[tuple[int, int], Any] = {}
-        self._norms: dict[tuple[int, int], float] = {}
-
-    def get(self, measurement_shape: tuple[int, ...]) -> Any:
-        """The operator whose measurements have shape (..., h, w) = ``measurement_shape``."""
-        key = tuple(int(s) for s in measurement_shape[-2:])
-        if key not in self._ops:
-            shape = self.spec.image_shape(key)
-            kind = self.spec.kind
-            if kind == "identity":
-                op = ops.Identity(shape)
-            elif kind == "blur":
-                op = ops.CircularBlur(self.spec.kernel, shape)
-            else:
-                op = ops.Radon(self.spec.image_size, self.spec.theta)
-            self._ops[key] = op
-            self._norms[key] = float(op.norm()) ** 2
-        return self._ops[key]
-
-    def norm2(self, measurement_shape: tuple[int, ...]) -> float:
-        """``||A||^2`` of the operator for ``measurement_shape``."""
-        self.get(measurement_shape)
-        return self._norms[tuple(int(s) for s in measurement_shape[-2:])]
-
-    def init(self, y: torch.Tensor) -> torch.Tensor:
-        """The starting image: FBP of the sinogram for CT, the measurement itself otherwise."""
-        op = self.get(y.shape)
-        return op.fbp(y) if self.spec.kind == "radon" else y
+    operators = ops
 
 
 class Denoiser(nn.Module):

@@ -1,0 +1,50 @@
+"""``OperatorFamily``: a task's forward operator for every image size, built lazily; backend-free.
+
+Each backend's model module subclasses it and names its operator module in ``operators``.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+
+class OperatorFamily:
+    """The forward operator of an :class:`~deq_imaging.datasets.problem.OperatorSpec` for every image size."""
+
+    operators: ModuleType  # deq_imaging.operators.torch or deq_imaging.operators.jax
+
+    def __init__(self, spec: Any) -> None:
+        """Operators are built lazily per measurement shape and cached."""
+        self.spec = spec
+        self._ops: dict[tuple[int, int], Any] = {}
+        self._norms: dict[tuple[int, int], float] = {}
+
+    def get(self, measurement_shape: tuple[int, ...]) -> Any:
+        """The operator whose measurements have shape (..., h, w) = ``measurement_shape``."""
+        key = tuple(int(s) for s in measurement_shape[-2:])
+        if key not in self._ops:
+            shape = self.spec.image_shape(key)
+            if self.spec.kind == "identity":
+                op = self.operators.Identity(shape)
+            elif self.spec.kind == "blur":
+                op = self.operators.CircularBlur(self.spec.kernel, shape)
+            else:
+                op = self.operators.Radon(self.spec.image_size, self.spec.theta)
+            self._ops[key] = op
+            self._norms[key] = self._norm2(op, shape)
+        return self._ops[key]
+
+    def _norm2(self, op: Any, shape: tuple[int, int]) -> float:
+        """``||A||^2`` of a freshly built operator."""
+        return float(op.norm()) ** 2
+
+    def norm2(self, measurement_shape: tuple[int, ...]) -> float:
+        """``||A||^2`` of the operator for ``measurement_shape``."""
+        self.get(measurement_shape)
+        return self._norms[tuple(int(s) for s in measurement_shape[-2:])]
+
+    def init(self, y: Any) -> Any:
+        """The starting image: FBP of the sinogram for CT, the measurement itself otherwise."""
+        op = self.get(y.shape)
+        return op.fbp(y) if self.spec.kind == "radon" else y
