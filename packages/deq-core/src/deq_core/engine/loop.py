@@ -72,9 +72,9 @@ def iterate(
         z_next, solver_state = solver.step(ops, s["solver"], z, fz)
         return {
             "k": s["k"] + 1,
-            "z": ops.where(keep[:, None], z_next, z),
+            "z": ops.select_rows(keep, z_next, z),
             "solver": solver_state,
-            "best_z": ops.where(improved[:, None], z, s["best_z"]),
+            "best_z": ops.select_rows(improved, z, s["best_z"]),
             "best_abs": ops.where(improved, abs_res, s["best_abs"]),
             "best_rel": ops.where(improved, rel_res, s["best_rel"]),
             "nstep": s["nstep"] + active,

@@ -31,6 +31,12 @@ class Ops(Protocol):
     def where(self, mask: Array, a: Array | float, b: Array | float) -> Array:
         """Elementwise ``a if mask else b`` with numpy broadcasting (scalars allowed for ``a``/``b``)."""
 
+    def select_rows(self, mask: Array, a: Array, b: Array) -> Array:
+        """Row ``i`` of ``a`` where ``mask[i]`` holds, else row ``i`` of ``b`` (``mask`` of shape ``(batch,)``).
+
+        A backend may return ``a`` or ``b`` itself when the mask is uniform; callers never mutate the result.
+        """
+
     def norm(self, x: Array, ord: int | str) -> Array:
         """Per-sample norm of ``x`` (shape ``(batch, n)``), ``ord`` 2 or ``"inf"``; never differentiated."""
 

@@ -34,6 +34,9 @@ class JaxOps:
     def where(self, mask, a, b):
         return jnp.where(mask, a, b)
 
+    def select_rows(self, mask, a, b):
+        return jnp.where(mask[:, None], a, b)
+
     def norm(self, x, ord):
         x = jax.lax.stop_gradient(x)
         return jnp.linalg.norm(x, ord=2 if ord == 2 else jnp.inf, axis=1)

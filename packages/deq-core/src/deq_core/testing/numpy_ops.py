@@ -24,6 +24,9 @@ class NumpyOps:
     def where(self, mask, a, b):
         return np.where(mask, a, b)
 
+    def select_rows(self, mask, a, b):
+        return np.where(mask[:, None], a, b)
+
     def norm(self, x, ord):
         return np.linalg.norm(x, ord=2 if ord == 2 else np.inf, axis=1)
 

@@ -41,6 +41,15 @@ class TorchOps:
     def where(self, mask, a, b):
         return torch.where(mask, a, b)
 
+    def select_rows(self, mask, a, b):
+        if mask.device.type == "cpu" and not self.differentiable:
+            # On the CPU a uniform mask is cheap to detect and saves a full-size copy per iteration.
+            if bool(mask.all()):
+                return a
+            if not bool(mask.any()):
+                return b
+        return torch.where(mask[:, None], a, b)
+
     def norm(self, x, ord):
         with torch.no_grad():
             return torch.linalg.vector_norm(x, ord=2 if ord == 2 else float("inf"), dim=1)
