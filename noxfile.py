@@ -172,27 +172,49 @@ def integration(session: nox.Session, backend: str) -> None:
 
 
 # Benchmarks run by `nox -s bench`: (script, arguments) per backend, each writing results/<name>.{json,md}.
-BENCHMARKS = {
+# Core rows compare solvers with peer libraries; operator rows compare each domain's operators with the
+# classical tool they replace (scikit-image Radon, scikit-fem assembly, OR-Tools PDLP).
+OPERATOR_BENCHMARKS = [
+    ("packages/deq-imaging/benchmarks/radon_speed.py", ["--out", "results/radon_{backend}"]),
+    ("packages/deq-pde/benchmarks/assembly_peers.py", ["--out", "results/assembly_{backend}"]),
+    (
+        "packages/deq-opt/benchmarks/pdhg_benchmark.py",
+        ["--skip-netlib", "--backend", "{backend}", "--out", "results/pdhg_{backend}"],
+    ),
+]
+CORE_BENCHMARKS = {
     "torch": [
         ("packages/deq-core/benchmarks/peers_torch.py", ["--out", "results/peers_torch"]),
         ("packages/deq-core/benchmarks/memory.py", ["--out", "results/memory_torch"]),
     ],
     "jax": [("packages/deq-core/benchmarks/peers_jax.py", ["--out", "results/peers_jax"])],
 }
-PEERS = {"torch": ["torchdeq"], "jax": ["optimistix", "lineax", "jaxopt"]}
+
+
+def benchmarks(backend: str) -> list[tuple[str, list[str]]]:
+    """The benchmark scripts of ``backend``, with their arguments."""
+    operators = [(script, [a.format(backend=backend) for a in args]) for script, args in OPERATOR_BENCHMARKS]
+    return CORE_BENCHMARKS[backend] + operators
+
+
+PEERS = {"torch": ["torchdeq", "scikit-fem"], "jax": ["optimistix", "lineax", "jaxopt", "scikit-fem"]}
 
 
 @nox.session(default=False)
 @nox.parametrize("backend", BACKENDS, ids=list(BACKENDS))
 def bench(session: nox.Session, backend: str) -> None:
-    """Run the benchmarks against peer libraries; write results/bench-<backend>.{json,md} (not in CI)."""
+    """Run the benchmarks against peer libraries; write results/bench-<backend>.{json,md} (not in CI).
+
+    Arguments after ``--`` go to the solver benchmarks (``peers_*.py``), e.g. ``-- --repeats 3 --quick``.
+    """
     editables = [arg for p in PACKAGES for arg in ("-e", editable_spec(session, p, backend))]
     session.install("-c", rel(CONSTRAINTS), *editables, *PEERS[backend])
     env = {**test_env(backend)}
     (ROOT / "results").mkdir(exist_ok=True)
     outputs = []
-    for script, args in BENCHMARKS[backend]:
-        session.run("python", script, *args, *session.posargs, env=env)
+    for script, args in benchmarks(backend):
+        extra = session.posargs if Path(script).name.startswith("peers_") else []
+        session.run("python", script, *args, *extra, env=env)
         outputs.append(ROOT / args[args.index("--out") + 1])
     combined = {"backend": backend, "benchmarks": {}}
     tables = []
@@ -203,6 +225,57 @@ def bench(session: nox.Session, backend: str) -> None:
     (ROOT / "results" / f"bench-{backend}.json").write_text(json.dumps(combined, indent=2))
     (ROOT / "results" / f"bench-{backend}.md").write_text("\n".join(tables))
     session.log(f"wrote results/bench-{backend}.json and results/bench-{backend}.md")
+
+
+# Test files that exercise solvers and operators, run on CUDA by `nox -s gpu`.
+GPU_TESTS = {
+    "torch": [
+        "packages/deq-core/tests/test_conformance.py",
+        "packages/deq-core/tests/test_torch_specific.py",
+        "packages/deq-imaging/tests/test_torch_operators.py",
+        "packages/deq-pde/tests/test_torch.py",
+        "packages/deq-opt/tests/test_pdhg.py",
+    ],
+    "jax": [
+        "packages/deq-core/tests/test_conformance.py",
+        "packages/deq-core/tests/test_jax_specific.py",
+        "packages/deq-imaging/tests/test_jax_operators.py",
+        "packages/deq-pde/tests/test_jax.py",
+        "packages/deq-opt/tests/test_pdhg.py",
+    ],
+}
+CUDA_FRAMEWORK = {"torch": [], "jax": ["jax[cuda12]"]}  # PyPI's Linux torch wheel is the CUDA build
+
+
+@nox.session(default=False)
+@nox.parametrize("backend", BACKENDS, ids=list(BACKENDS))
+def gpu(session: nox.Session, backend: str) -> None:
+    """Solver and operator tests, then the benchmarks, on CUDA (off by default; needs an NVIDIA GPU).
+
+    Installs the CUDA build of the backend (torch from PyPI, ``jax[cuda12]``), runs ``GPU_TESTS`` with
+    ``DEQ_TEST_DEVICE=cuda`` through the ``deq_core.testing.device`` plugin (PyTorch allocates on the GPU by
+    default; a run that cannot reach the GPU stops), and writes results/gpu-<backend>-*.{json,md}.
+    """
+    if shutil.which("nvidia-smi") is None:
+        session.skip("no NVIDIA GPU on this machine (nvidia-smi not found)")
+    editables = [arg for p in PACKAGES for arg in ("-e", editable_spec(session, p, backend))]
+    session.install(
+        "-c",
+        rel(CONSTRAINTS),
+        "-r",
+        rel(TEST_REQUIREMENTS),
+        *editables,
+        *PEERS[backend],
+        *CUDA_FRAMEWORK[backend],
+    )
+    env = {**test_env(backend), "DEQ_TEST_DEVICE": "cuda"}
+    session.run("python", "-m", "pytest", "-p", "deq_core.testing.device", *GPU_TESTS[backend], env=env)
+    (ROOT / "results").mkdir(exist_ok=True)
+    device = ["--device", "cuda"] if backend == "torch" else []  # JAX picks the GPU by itself
+    peers = f"packages/deq-core/benchmarks/peers_{backend}.py"
+    session.run("python", peers, *device, "--out", f"results/gpu-{backend}-peers", *session.posargs, env=env)
+    radon = "packages/deq-imaging/benchmarks/radon_speed.py"
+    session.run("python", radon, *device, "--out", f"results/gpu-{backend}-radon", env=env)
 
 
 BARE_CHECK = f"""

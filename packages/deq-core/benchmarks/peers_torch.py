@@ -4,9 +4,11 @@
 
 Rows: forward solves of a tanh cell (d = 256 and 2048, batch 64, spectral radius 0.9 and 0.98) and of a small
 conv DEQ, and training steps (forward + backward) with each library's exact (implicit) gradient and torchdeq's
-default one-step gradient. Every row reports the median time over interleaved repeats, the f evaluations
-(per sample, mean), the achieved residual ``max_batch ||f(z) - z|| / ||f(z)||`` of the returned ``z``, and for
-training steps the gradient's relative error against long unrolled autograd in float64.
+default one-step gradient. Libraries define tolerances differently, so each forward solver runs at the loosest
+tolerance of its own that still reaches the achieved residual ``max_batch ||f(z) - z|| / ||f(z)|| <= 1e-4``:
+rows compare equal accuracy, not equal settings. Every row reports the median time over interleaved repeats,
+the f evaluations (per sample, mean), the achieved residual and the tolerance set, and for training steps the
+gradient's relative error against long unrolled autograd in float64.
 Needs ``torchdeq`` (``pip install torchdeq``); absolute times are for ratios only.
 """
 
@@ -20,32 +22,35 @@ from collections.abc import Callable
 import torch
 
 from deq_core import Implicit
-from deq_core.analysis.timing import interleaved_medians, write_results
+from deq_core.analysis.timing import interleaved_medians, loosest_tolerance, write_results
 from deq_core.torch import fixed_point
 
-TOL = 1e-4
+TOL = 1e-4  # the achieved residual every forward solve must reach
+TOLERANCES = [TOL * 10 ** (k / 4) for k in range(16, -17, -1)]  # 1 ... 1e-8, searched per solver
 
 
 class Counted:
-    """Wrap ``f(z)`` and count sample-evaluations."""
+    """Wrap a cell ``cell(z, data)`` and count sample-evaluations."""
 
-    def __init__(self, f: Callable[[torch.Tensor], torch.Tensor]):
-        self.f, self.evals = f, 0
+    def __init__(self, cell: Callable):
+        self.cell, self.evals = cell, 0
 
-    def __call__(self, z: torch.Tensor) -> torch.Tensor:
+    def __call__(self, z: torch.Tensor, data: torch.Tensor) -> torch.Tensor:
         self.evals += z.shape[0]
-        return self.f(z)
+        return self.cell(z, data)
 
 
-def tanh_problem(d: int, rho: float, batch: int = 64, seed: int = 0):
+def tanh_problem(d: int, rho: float, batch: int = 64, seed: int = 0, device: str = "cpu"):
     """``z -> tanh(W z + x)`` with ``||W||_2 = rho``; returns (W, x)."""
     g = torch.Generator().manual_seed(seed)
     W = torch.randn(d, d, generator=g)
     W = rho * W / torch.linalg.matrix_norm(W, 2)
-    return W, torch.randn(batch, d, generator=g)
+    return W.to(device), torch.randn(batch, d, generator=g).to(device)
 
 
-def conv_problem(batch: int = 16, channels: int = 16, size: int = 32, rho: float = 0.9, seed: int = 0):
+def conv_problem(
+    batch: int = 16, channels: int = 16, size: int = 32, rho: float = 0.9, seed: int = 0, device: str = "cpu"
+):
     """A conv DEQ cell ``(z, u) -> tanh(conv(z) + u)`` whose conv has operator norm ``rho``, with the
     injection ``u = GroupNorm(conv_in(x))``; returns (cell, z0, u)."""
     g = torch.Generator().manual_seed(seed)
@@ -59,9 +64,11 @@ def conv_problem(batch: int = 16, channels: int = 16, size: int = 32, rho: float
             v = torch.nn.functional.conv_transpose2d(conv(v), conv.weight, padding=1)
             v = v / v.norm()
         conv.weight.mul_(rho / conv(v).norm())
-    x = torch.randn(batch, 3, size, size, generator=g)
+    x = torch.randn(batch, 3, size, size, generator=g).to(device)
+    conv, conv_in, norm = conv.to(device), conv_in.to(device), norm.to(device)
     injection = norm(conv_in(x)).detach()
-    return (lambda z, u: torch.tanh(conv(z) + u)), torch.zeros(batch, channels, size, size), injection
+    z0 = torch.zeros(batch, channels, size, size, device=device)
+    return (lambda z, u: torch.tanh(conv(z) + u)), z0, injection
 
 
 def residual(f: Callable, z: torch.Tensor) -> float:
@@ -83,62 +90,62 @@ def picard_floor(f: Callable, z0: torch.Tensor, tol: float, max_iter: int = 500)
     return z
 
 
-def forward_rows(name: str, cell: Callable, z0: torch.Tensor, data: torch.Tensor, repeats: int) -> list[dict]:
-    """Time every forward solver on ``cell(z, data)`` and describe each against the Picard floor.
+def forward_solvers(z0: torch.Tensor, data: torch.Tensor) -> dict[str, Callable]:
+    """Each forward solver as ``solve(cell, tol) -> z`` for ``z = cell(z, data)`` from ``z0``.
 
     deq-core receives the per-sample ``data`` through ``args`` (so it can drop converged samples);
     the peers receive the closure ``f(z) = cell(z, data)``.
     """
     from torchdeq.solver import anderson_solver, fixed_point_iter
 
-    f = lambda z: cell(z, data)
+    def peer(solver):
+        return lambda cell, tol: solver(lambda z: cell(z, data), z0, max_iter=500, tol=tol, stop_mode="rel")[
+            0
+        ]
 
-    flat_shape = z0.shape
+    def ours(kind):
+        return lambda cell, tol: fixed_point(cell, z0, data, solver=kind, tol=tol, max_iter=500).value
 
-    def td(solver, **kw):
-        return lambda: solver(f, z0, max_iter=500, tol=TOL, stop_mode="rel", **kw)[0]
-
-    solvers = {
-        "hand-written Picard": lambda: picard_floor(f, z0, TOL),
-        "deq-core picard": lambda: fixed_point(cell, z0, data, solver="picard", tol=TOL, max_iter=500).value,
-        "deq-core anderson": lambda: fixed_point(cell, z0, data, tol=TOL, max_iter=500).value,
-        "torchdeq fixed_point_iter": td(fixed_point_iter),
-        "torchdeq anderson": td(anderson_solver),
+    return {
+        "hand-written Picard": lambda cell, tol: picard_floor(lambda z: cell(z, data), z0, tol),
+        "deq-core picard": ours("picard"),
+        "deq-core anderson": ours("anderson"),
+        "torchdeq fixed_point_iter": peer(fixed_point_iter),
+        "torchdeq anderson": peer(anderson_solver),
     }
+
+
+def forward_rows(name: str, cell: Callable, z0: torch.Tensor, data: torch.Tensor, repeats: int) -> list[dict]:
+    """Time every forward solver on ``cell(z, data)``, each at the loosest tolerance that reaches ``TOL``.
+
+    Every solver's own tolerance is calibrated so that its returned ``z`` has an achieved residual
+    ``max_batch ||f(z) - z|| / ||f(z)|| <= TOL``: the rows compare equal accuracy, not equal settings.
+    """
+    f = lambda z: cell(z, data)
+    solvers = forward_solvers(z0, data)
     rows = []
     with torch.no_grad():
-        medians = interleaved_medians(solvers, repeats=repeats)
-        for label in solvers:
-            counted = Counted(f)
-            if label.startswith("deq-core"):
-                kind = "picard" if "picard" in label else "anderson"
-                z = fixed_point(_counting(cell, counted), z0, data, solver=kind, tol=TOL, max_iter=500).value
-            elif label.startswith("torchdeq"):
-                solver = fixed_point_iter if "fixed_point" in label else anderson_solver
-                z = solver(counted, z0, max_iter=500, tol=TOL, stop_mode="rel")[0]
-            else:
-                z = picard_floor(counted, z0, TOL)
+        tols = {
+            label: loosest_tolerance(lambda t, s=solve: residual(f, s(cell, t)), TOL, TOLERANCES)
+            for label, solve in solvers.items()
+        }
+        calls = {label: (lambda s=solve, t=tols[label]: s(cell, t)) for label, solve in solvers.items()}
+        medians = interleaved_medians(calls, repeats=repeats, sync=synchronizer(z0.device))
+        for label, solve in solvers.items():
+            counter = Counted(cell)
+            z = solve(counter, tols[label])
             rows.append(
                 {
                     "problem": name,
                     "case": f"solve: {label}",
                     "ms": 1e3 * medians[label],
-                    "f evals/sample": counted.evals / flat_shape[0],
+                    "f evals/sample": counter.evals / z0.shape[0],
                     "residual": residual(f, z),
+                    "tol set": tols[label],
                 }
             )
     _ratios(rows, "hand-written Picard", "torchdeq anderson")
     return rows
-
-
-def _counting(cell: Callable, counter: Counted) -> Callable:
-    """``cell`` that adds its batch size to ``counter.evals`` on every call."""
-
-    def counted(z, data):
-        counter.evals += z.shape[0]
-        return cell(z, data)
-
-    return counted
 
 
 def _ratios(rows: list[dict], floor: str, peer: str) -> None:
@@ -148,16 +155,21 @@ def _ratios(rows: list[dict], floor: str, peer: str) -> None:
         row[f"vs {peer}"] = row["ms"] / by_case[peer]["ms"]
 
 
-def training_rows(d: int, rho: float, repeats: int) -> list[dict]:
+def synchronizer(device: torch.device) -> Callable[[], None]:
+    """What waits for queued kernels on ``device`` (timing on CUDA needs it)."""
+    return torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+
+
+def training_rows(d: int, rho: float, repeats: int, device: str) -> list[dict]:
     """Time one forward+backward step with each exact gradient, and measure each gradient's error."""
     from torchdeq import get_deq
 
-    W0, x = tanh_problem(d, rho)
+    W0, x = tanh_problem(d, rho, device=device)
     W = W0.clone().requires_grad_()
 
     def reference() -> torch.Tensor:
         W64 = W0.double().requires_grad_()
-        z = torch.zeros(x.shape, dtype=torch.float64)
+        z = torch.zeros(x.shape, dtype=torch.float64, device=x.device)
         for _ in range(
             3000 if rho > 0.95 else 600
         ):  # long unrolled autograd, converged far below float32 eps
@@ -204,7 +216,7 @@ def training_rows(d: int, rho: float, repeats: int) -> list[dict]:
         "torchdeq ift=True": torchdeq_step(deq_ift),
         "torchdeq default (1-step)": torchdeq_step(deq_default),
     }
-    medians = interleaved_medians(steps, repeats=repeats)
+    medians = interleaved_medians(steps, repeats=repeats, sync=synchronizer(x.device))
     rows = []
     for label, step in steps.items():
         g = step()
@@ -231,6 +243,7 @@ COLUMNS = [
     "vs torchdeq ift=True",
     "f evals/sample",
     "residual",
+    "tol set",
     "grad error",
 ]
 
@@ -240,6 +253,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--quick", action="store_true", help="d=256 only, fewer repeats (a smoke run)")
     parser.add_argument("--out", default="results/peers_torch")
     args = parser.parse_args()
@@ -248,7 +262,7 @@ def main() -> None:
     rows = []
     for d in dims:
         for rho in (0.9, 0.98):
-            W, x = tanh_problem(d, rho)
+            W, x = tanh_problem(d, rho, device=args.device)
             rows += forward_rows(
                 f"tanh d={d} rho={rho}",
                 lambda z, x, W=W: torch.tanh(z @ W.T + x),
@@ -256,10 +270,10 @@ def main() -> None:
                 x,
                 args.repeats,
             )
-    cell, z0, u = conv_problem()
+    cell, z0, u = conv_problem(device=args.device)
     rows += forward_rows("conv 16ch 32x32 batch 16", cell, z0, u, args.repeats)
     for d in dims:
-        rows += training_rows(d, 0.9, args.repeats)
+        rows += training_rows(d, 0.9, args.repeats, args.device)
     from pathlib import Path
 
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -267,6 +281,7 @@ def main() -> None:
         "machine": platform.platform(),
         "processor": platform.processor(),
         "threads": args.threads,
+        "device": torch.cuda.get_device_name() if args.device == "cuda" else "cpu",
         "torch": torch.__version__,
         "torchdeq": importlib.metadata.version("torchdeq"),
         "tol": TOL,

@@ -290,3 +290,19 @@ def test_table_and_plot(tmp_path):
     path = plot_scaling(report, tmp_path / "scaling.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["scaling.png"]
+
+
+def test_loosest_tolerance_picks_the_loosest_setting_that_reaches_the_target():
+    from deq_core.analysis.timing import loosest_tolerance
+
+    tried = []
+
+    def residual_at(tol: float) -> float:  # a solver that overshoots its own tolerance by 3x
+        tried.append(tol)
+        return 3 * tol
+
+    tolerances = [10.0**-k for k in range(1, 9)]
+    assert loosest_tolerance(residual_at, 1e-4, tolerances) == 1e-5
+    assert len(tried) <= 5  # bisection, not a sweep
+    with pytest.raises(ValueError, match="no tolerance down to 1.0e-08 reaches the residual 1.0e-09"):
+        loosest_tolerance(residual_at, 1e-9, tolerances)

@@ -1,82 +1,58 @@
-"""Radon transform: relative error against skimage and CPU timings of forward + adjoint at 256x256.
+"""Radon transform against scikit-image: agreement, and forward + adjoint time at 256x256 (batch 1 and 16).
 
-Run in a torch venv and/or a JAX venv (whichever backends are importable are measured):
+Measures whichever backend is installed (torch and/or JAX, jitted) against ``skimage.transform.radon`` and
+``iradon(filter_name=None)`` (its unfiltered back-projection, the adjoint up to scale), on the same images
+in one run, with interleaved repeats; writes ``--out``.json/.md::
 
-    OMP_NUM_THREADS=1 XLA_FLAGS=--xla_cpu_multi_thread_eigen=false python benchmarks/radon_speed.py
+    OMP_NUM_THREADS=1 XLA_FLAGS=--xla_cpu_multi_thread_eigen=false \\
+        python packages/deq-imaging/benchmarks/radon_speed.py --out results/radon
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
-import time
+import platform
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 from skimage.transform import iradon, radon
 
+from deq_core.analysis.timing import interleaved_medians, write_results
 from deq_imaging.datasets import shepp_logan
 
-
-def best_of(fn: Callable[[], object], repeats: int) -> float:
-    """Best wall time of ``repeats`` calls, in seconds (after one warm-up call)."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+COLUMNS = ["operator", "case", "batch", "ms", "vs skimage", "rel. error vs skimage"]
 
 
-def main() -> None:
-    """Print the error table and the timing table."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--batches", type=int, nargs="+", default=[1, 16])
-    parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args()
-    n = args.size
-    phantom = shepp_logan(n)
-    sk = radon(phantom[0, 0].astype(np.float64), circle=True)
-    rows = []
-    rng = np.random.default_rng(0)
-    images = {b: (rng.random((b, 1, n, n)) * phantom).astype(np.float32) for b in args.batches}
+def rel(a: np.ndarray, b: np.ndarray) -> float:
+    """Relative Frobenius error ``|a - b| / |b|``."""
+    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
 
-    def sk_fwd(b: int) -> Callable[[], object]:
-        return lambda: [radon(im[0], circle=True) for im in images[b]]
 
-    sinos = {b: np.stack([radon(im[0], circle=True) for im in images[b]]) for b in args.batches}
+def backends(n: int, device: str) -> dict[str, tuple[Callable, Callable, Callable]]:
+    """Each installed backend's Radon as ``(to_array, forward, adjoint)`` on ``(batch, 1, n, n)`` float32.
 
-    def sk_adj(b: int) -> Callable[[], object]:
-        return lambda: [iradon(s, filter_name=None, circle=True) for s in sinos[b]]
-
-    for b in args.batches:
-        rows.append(("skimage radon / iradon(filter=None)", b, best_of(sk_fwd(b), 1), best_of(sk_adj(b), 1)))
-
+    torch runs on ``device``; JAX on its default device (the GPU when its CUDA build is installed).
+    """
+    found = {}
     if importlib.util.find_spec("torch"):
         import torch
 
         from deq_imaging.operators import torch as T
 
-        op = T.Radon(n)
-        ours = op.forward(torch.as_tensor(phantom, dtype=torch.float64))[0, 0].numpy()
-        print(f"torch: relative error vs skimage.radon (Shepp-Logan {n}): {rel(ours, sk):.2e}")
-        err = rel(iradon(ours, circle=True), phantom[0, 0])
-        print(f"torch: skimage iradon of our sinogram vs the phantom, relative error: {err:.4f}")
         torch.set_num_threads(1)
-        for b in args.batches:
-            x = torch.as_tensor(images[b])
-            y = op.forward(x)
-            rows.append(
-                (
-                    "torch (float32)",
-                    b,
-                    best_of(lambda x=x: op.forward(x), args.repeats),
-                    best_of(lambda y=y: op.adjoint(y), args.repeats),
-                )
-            )
+        op = T.Radon(n)
+        sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
 
+        def timed(fn: Callable) -> Callable:
+            return lambda a: (fn(a), sync())[0]
+
+        found[f"deq-imaging torch ({device})"] = (
+            lambda a: torch.as_tensor(a, device=device),
+            timed(op.forward),
+            timed(op.adjoint),
+        )
     if importlib.util.find_spec("jax"):
         import jax
         import jax.numpy as jnp
@@ -85,29 +61,58 @@ def main() -> None:
 
         op = J.Radon(n)
         fwd, adj = jax.jit(op.forward), jax.jit(op.adjoint)
-        ours = np.asarray(fwd(jnp.asarray(phantom)))[0, 0]
-        print(f"jax: relative error vs skimage.radon (Shepp-Logan {n}, float32): {rel(ours, sk):.2e}")
-        for b in args.batches:
-            x = jnp.asarray(images[b])
-            y = fwd(x)
-            rows.append(
-                (
-                    "jax (float32, jit)",
-                    b,
-                    best_of(lambda x=x: fwd(x).block_until_ready(), args.repeats),
-                    best_of(lambda y=y: adj(y).block_until_ready(), args.repeats),
-                )
-            )
-
-    print(f"\nRadon {n}x{n}, 180 angles, CPU, best of runs (seconds)")
-    print(f"{'implementation':38s} {'batch':>5s} {'forward':>9s} {'adjoint':>9s}")
-    for name, b, tf, ta in rows:
-        print(f"{name:38s} {b:5d} {tf:9.3f} {ta:9.3f}")
+        found["deq-imaging JAX (jit)"] = (
+            jnp.asarray,
+            lambda x: fwd(x).block_until_ready(),
+            lambda y: adj(y).block_until_ready(),
+        )
+    return found
 
 
-def rel(a: np.ndarray, b: np.ndarray) -> float:
-    """Relative Frobenius error ``|a - b| / |b|``."""
-    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
+def main() -> None:
+    """Time skimage and every installed backend on the same batches; write the table."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 16])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", default="results/radon")
+    parser.add_argument("--device", default="cpu", help="torch device: cpu or cuda")
+    args = parser.parse_args()
+    n = args.size
+    phantom = shepp_logan(n)[0, 0].astype(np.float64)
+    reference = radon(phantom, circle=True)
+    ours = backends(n, args.device)
+    if not ours:
+        raise SystemExit("neither torch nor jax is installed: nothing to compare with skimage")
+    rng = np.random.default_rng(0)
+    rows = []
+    for b in args.batches:
+        images = (rng.random((b, 1, n, n)) * phantom).astype(np.float32)
+        sinograms = np.stack([radon(im[0], circle=True) for im in images])[:, None].astype(np.float32)
+
+        def skimage_pair(images=images, sinograms=sinograms) -> None:
+            for im, sino in zip(images, sinograms, strict=True):
+                radon(im[0], circle=True)
+                iradon(sino[0], filter_name=None, circle=True)
+
+        cases = {"skimage radon + iradon(filter=None)": skimage_pair}
+        for name, (to_array, forward, adjoint) in ours.items():
+            x, y = to_array(images), to_array(sinograms)
+            cases[name] = lambda x=x, y=y, f=forward, a=adjoint: (f(x), a(y))
+        medians = interleaved_medians(cases, repeats=args.repeats)
+        base = medians["skimage radon + iradon(filter=None)"]
+        for name, seconds in medians.items():
+            row = {"operator": f"Radon {n}x{n}, 180 angles", "case": name, "batch": b, "ms": 1e3 * seconds}
+            row["vs skimage"] = seconds / base
+            if name in ours:
+                to_array, forward, _ = ours[name]
+                sino = forward(to_array(phantom[None, None].astype(np.float32)))
+                sino = np.asarray(sino.cpu() if hasattr(sino, "cpu") else sino)[0, 0]
+                row["rel. error vs skimage"] = rel(sino, reference)
+            rows.append(row)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    meta = {"machine": platform.platform(), "processor": platform.processor(), "size": n}
+    print(write_results(rows, COLUMNS, args.out, meta))
 
 
 if __name__ == "__main__":

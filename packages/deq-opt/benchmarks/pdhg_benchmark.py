@@ -2,14 +2,18 @@
 1e-4 relative KKT on a generated 1000x2000 LP (CPU), in the same run.
 
 Usage: python benchmarks/pdhg_benchmark.py [--backend jax|torch] [--netlib-iters N] [--skip-netlib]
+[--out results/pdhg] (the 1000x2000 comparison is also written as JSON + Markdown)
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import platform
+import time
 from pathlib import Path
 
+from deq_core.analysis.timing import interleaved_medians, write_results
 from deq_opt.baselines import solve_glop, solve_pdlp
 from deq_opt.baselines.pdhg import PDHGOptions
 from deq_opt.datasets import random_lp, read_mps
@@ -35,6 +39,8 @@ def main() -> None:
     ap.add_argument("--netlib-iters", type=int, default=100_000, help="iteration cap per Netlib instance")
     ap.add_argument("--tol", type=float, default=1e-4)
     ap.add_argument("--skip-netlib", action="store_true", help="only the generated 1000x2000 comparison")
+    ap.add_argument("--repeats", type=int, default=3, help="interleaved repeats of the 1000x2000 comparison")
+    ap.add_argument("--out", default="results/pdhg", help="where the 1000x2000 table goes (.json/.md)")
     args = ap.parse_args()
     solve = _solver(args.backend)
     if args.skip_netlib:
@@ -60,25 +66,51 @@ def main() -> None:
             )
     else:
         print(f"(Netlib data not found at {LP_DATA}; skipping that table)")
+    compare_generated(solve, args)
+
+
+def compare_generated(solve, args: argparse.Namespace) -> None:  # noqa: ANN001
+    """Our PDHG vs PDLP to ``tol`` on the generated 1000x2000 LP: medians of interleaved repeats."""
     lp = random_lp(1000, 2000, 10_000, seed=0)
     ref = solve_glop(lp)
     print(
         f"\nRandom LP 1000x2000 (10,000 non-zeros), tol={args.tol}; GLOP objective {ref.objective:.8g} "
         f"in {ref.seconds:.2f}s"
     )
-    ours = lambda: solve(lp, PDHGOptions(tol=args.tol, max_iter=200_000))  # noqa: E731
-    for label, run in (
-        (f"our PDHG ({args.backend}), 1st", ours),  # includes JIT compilation / first-call set-up
-        (f"our PDHG ({args.backend}), 2nd", ours),
-        ("OR-Tools PDLP (1 thread)", lambda: solve_pdlp(lp, tol=args.tol, iteration_limit=200_000)),
-    ):
-        res = run()
-        err = abs(res.objective - ref.objective) / max(1.0, abs(ref.objective))
-        print(
-            f"{label:28s} status={res.status:10s} iters={res.iterations:6d} sec={res.seconds:7.2f} "
-            f"rel obj err={err:.2e}",
-            flush=True,
+    cases = {
+        f"our PDHG ({args.backend})": lambda: solve(lp, PDHGOptions(tol=args.tol, max_iter=200_000)),
+        "OR-Tools PDLP (1 thread)": lambda: solve_pdlp(lp, tol=args.tol, iteration_limit=200_000),
+    }
+    first = time.perf_counter()
+    results = {name: run() for name, run in cases.items()}  # also the warm-up (JIT compilation)
+    first = time.perf_counter() - first
+    medians = interleaved_medians(cases, repeats=args.repeats, warmup=0)
+    rows = []
+    for name, res in results.items():
+        rows.append(
+            {
+                "problem": "random LP 1000x2000, 10k non-zeros",
+                "case": name,
+                "tol": args.tol,
+                "status": res.status,
+                "iterations": res.iterations,
+                "s": medians[name],
+                "vs PDLP": medians[name] / medians["OR-Tools PDLP (1 thread)"],
+                "rel. objective error vs GLOP": abs(res.objective - ref.objective)
+                / max(1.0, abs(ref.objective)),
+            }
         )
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "machine": platform.platform(),
+        "backend": args.backend,
+        "first calls incl. compilation, s": first,
+        "GLOP seconds": ref.seconds,
+    }
+    print(write_results(rows, COLUMNS, args.out, meta))
+
+
+COLUMNS = ["problem", "case", "tol", "status", "iterations", "s", "vs PDLP", "rel. objective error vs GLOP"]
 
 
 if __name__ == "__main__":

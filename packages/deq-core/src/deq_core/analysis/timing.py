@@ -38,6 +38,30 @@ def interleaved_medians(
     return {name: statistics.median(values) for name, values in times.items()}
 
 
+def loosest_tolerance(
+    residual_at: Callable[[float], float], target: float, tolerances: Sequence[float]
+) -> float:
+    """The loosest of ``tolerances`` at which a solve still reaches an achieved residual ``<= target``.
+
+    Libraries define their stopping tolerance differently (absolute or relative, per sample or over the whole
+    batch, on the step or on the residual), so equal nominal tolerances are unequal accuracies. Calibrating
+    each solver to the same achieved residual makes their times comparable. ``residual_at(tol)`` runs the
+    solve at ``tol`` and returns its achieved residual; it is assumed to shrink as ``tol`` does, so the
+    search is a bisection over the sorted ``tolerances``.
+    """
+    ordered = sorted(tolerances, reverse=True)
+    if residual_at(ordered[-1]) > target:
+        raise ValueError(f"no tolerance down to {ordered[-1]:.1e} reaches the residual {target:.1e}")
+    lo, hi = 0, len(ordered) - 1  # ordered[hi] is known to reach the target
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if residual_at(ordered[mid]) <= target:
+            hi = mid
+        else:
+            lo = mid + 1
+    return ordered[hi]
+
+
 def _cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.3g}"

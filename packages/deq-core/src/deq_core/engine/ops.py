@@ -32,7 +32,7 @@ class Ops(Protocol):
         """Elementwise ``a if mask else b`` with numpy broadcasting (scalars allowed for ``a``/``b``)."""
 
     def select_rows(self, mask: Array, a: Array, b: Array) -> Array:
-        """Row ``i`` of ``a`` where ``mask[i]`` holds, else row ``i`` of ``b`` (``mask`` of shape ``(batch,)``).
+        """Row ``i`` of ``a`` where ``mask[i]`` (shape ``(batch,)``) holds, else row ``i`` of ``b``.
 
         A backend may return ``a`` or ``b`` itself when the mask is uniform; callers never mutate the result.
         """
