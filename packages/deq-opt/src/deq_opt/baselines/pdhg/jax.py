@@ -130,40 +130,70 @@ def _infeasibility(
 
 
 @functools.partial(jax.jit, static_argnames=("m", "n", "opts", "n_checks"))
-def _chunk(
-    P: dict, st: dict, step: jax.Array, consts: tuple, *, m: int, n: int, opts: PDHGOptions, n_checks: int
-) -> dict:
+def _chunk(P: dict, st: dict, consts: tuple, *, m: int, n: int, opts: PDHGOptions, n_checks: int) -> dict:
     """Run up to ``n_checks`` blocks of ``opts.check_every`` PDHG steps, each followed by a restart check.
 
-    ``step`` and ``consts`` (objective constant, norms of b and c) are traced: problems of one shape share
-    one compilation.
+    The step size (in ``st``) and ``consts`` (objective constant, norms of b and c) are traced: problems of
+    one shape share one compilation.
     """
     A = functools.partial(_matvec, P["A_data"], P["A_rows"], P["A_cols"], m)
     AT = functools.partial(_matvec, P["AT_data"], P["AT_rows"], P["AT_cols"], n)
 
-    def pdhg_step(_: int, s: dict) -> dict:
-        tau, sigma = step / s["w"], step * s["w"]
+    adaptive = opts.step_rule == "adaptive"
+
+    def pdhg_step(s: dict) -> dict:
+        eta = s["step"]
+        tau, sigma = eta / s["w"], eta * s["w"]
         x = jnp.clip(s["x"] - tau * (P["c"] - s["ATy"]), P["lo"], P["hi"])
         Ax = A(x)
         t = 2 * Ax - s["Ax"] - s["y"] / sigma
         y = sigma * (jnp.clip(t, P["rlo"], P["rhi"]) - t)
+        if adaptive:
+            dx, dy = x - s["x"], y - s["y"]
+            move = 0.5 * (s["w"] * (dx @ dx) + (dy @ dy) / s["w"])
+            inter = jnp.abs(dy @ (Ax - s["Ax"]))
+            limit = jnp.where(inter > 0, move / jnp.where(inter > 0, inter, 1), jnp.inf)
+            kk = (s["k"] + 2).astype(eta.dtype)
+            new_step = jnp.fmin(  # a NaN bound (diverged iterates) neither shrinks nor rejects the step
+                (1 + kk**-opts.step_growth_exponent) * eta, (1 - kk**-opts.step_reduction_exponent) * limit
+            )
+            accept = ~(eta > limit)
+        else:
+            new_step, accept = eta, jnp.asarray(True)
         ATy = AT(y)
-        s = dict(s, x=x, y=y, Ax=Ax, ATy=ATy, k=s["k"] + 1)
-        for key in ("x", "y", "Ax", "ATy"):
-            s["sum_" + key] = s["sum_" + key] + s[key]
-        s["n_avg"] = s["n_avg"] + 1
-        return s
+        new = dict(
+            s,
+            x=x,
+            y=y,
+            Ax=Ax,
+            ATy=ATy,
+            k=s["k"] + 1,
+            done=s["done"] + 1,
+            sum_x=s["sum_x"] + eta * x,
+            sum_y=s["sum_y"] + eta * y,
+            weight=s["weight"] + eta,
+        )
+        out = jax.tree.map(lambda a, b: jnp.where(accept, a, b), new, s)
+        return dict(out, step=new_step, rejected=s["rejected"] + (~accept).astype(jnp.int32))
 
     def check(s: dict) -> dict:
-        s = jax.lax.fori_loop(0, opts.check_every, pdhg_step, s)
+        s = jax.lax.while_loop(
+            lambda s: s["done"] < opts.check_every, pdhg_step, dict(s, done=jnp.zeros_like(s["done"]))
+        )
         cur = {key: s[key] for key in ("x", "y", "Ax", "ATy")}
-        avg = {key: s["sum_" + key] / s["n_avg"] for key in ("x", "y", "Ax", "ATy")}
+        avg = {"x": s["sum_x"] / s["weight"], "y": s["sum_y"] / s["weight"]}
+        avg["Ax"], avg["ATy"] = A(avg["x"]), AT(avg["y"])
         kkt_cur = _scaled_kkt(P, *_vals(cur), s["w"])
         kkt_avg = _scaled_kkt(P, *_vals(avg), s["w"])
         use_avg = kkt_avg < kkt_cur
         cand = jax.tree.map(lambda a, b: jnp.where(use_avg, a, b), avg, cur)
+        other = jax.tree.map(lambda a, b: jnp.where(use_avg, b, a), avg, cur)
         kkt_c = jnp.minimum(kkt_avg, kkt_cur)
         stats = _orig_stats(P, consts, *_vals(cand))
+        other_stats = _orig_stats(P, consts, *_vals(other))
+        use_other = (jnp.max(stats[:3]) > opts.tol) & (jnp.max(other_stats[:3]) <= opts.tol)
+        stats = jnp.where(use_other, other_stats, stats)
+        out_xy = jax.tree.map(lambda a, b: jnp.where(use_other, a, b), other, cand)
         status = jnp.where(jnp.max(stats[:3]) <= opts.tol, 1, 0)
         infeas = _infeasibility(
             P,
@@ -196,16 +226,16 @@ def _chunk(
             status=status,
             stats=stats,
             w=w,
-            out_x=cand["x"],
-            out_y=cand["y"],
+            out_x=out_xy["x"],
+            out_y=out_xy["y"],
             kkt_prev=jnp.where(restart, jnp.inf, kkt_c),
             n_restarts=s["n_restarts"] + restart.astype(jnp.int32),
         )
         for key in ("x", "y", "Ax", "ATy"):
             out[key] = jnp.where(restart, cand[key], s[key])
             out["r_" + key] = jnp.where(restart, cand[key], s["r_" + key])
-            out["sum_" + key] = jnp.where(restart, jnp.zeros_like(s[key]), s["sum_" + key])
-        out["n_avg"] = jnp.where(restart, 0, s["n_avg"])
+        for key in ("sum_x", "sum_y", "weight"):
+            out[key] = jnp.where(restart, jnp.zeros_like(s[key]), s[key])
         out["k_r"] = jnp.where(restart, s["k"], s["k_r"])
         out["kkt_r"] = jnp.where(restart, _scaled_kkt(P, *_vals(cand), w), s["kkt_r"])
         return out
@@ -251,7 +281,9 @@ def solve_pdhg_jax(
             "w": w,
             "k": jnp.asarray(0, jnp.int32),
             "k_r": jnp.asarray(0, jnp.int32),
-            "n_avg": jnp.asarray(0, jnp.int32),
+            "done": jnp.asarray(0, jnp.int32),
+            "rejected": jnp.asarray(0, jnp.int32),
+            "weight": f(0.0),
             "status": jnp.asarray(0, jnp.int32),
             "n_restarts": jnp.asarray(0, jnp.int32),
             "kkt_r": _scaled_kkt(P, x, y, Ax, ATy, w),
@@ -262,12 +294,12 @@ def solve_pdhg_jax(
         }
         for key, val in (("x", x), ("y", y), ("Ax", Ax), ("ATy", ATy)):
             st["r_" + key] = val
-            st["sum_" + key] = jnp.zeros_like(val)
+        st["sum_x"], st["sum_y"] = jnp.zeros_like(x), jnp.zeros_like(y)
         consts = tuple(f(v) for v in (p.obj_const, p.b_norm, p.c_norm))
-        step = f(p.step)
+        st["step"] = f(p.step)
         with tqdm(total=opts.max_iter, disable=not opts.progress, desc=f"PDHG-jax {lp.name}") as bar:
             while True:
-                st = _chunk(P, st, step, consts, m=m, n=n, opts=opts, n_checks=_CHECKS_PER_CHUNK)
+                st = _chunk(P, st, consts, m=m, n=n, opts=opts, n_checks=_CHECKS_PER_CHUNK)
                 k, status = int(st["k"]), int(st["status"])
                 bar.update(k - bar.n)
                 if status != 0 or k >= opts.max_iter:
@@ -275,13 +307,14 @@ def solve_pdhg_jax(
         x_out = np.asarray(st["out_x"] * P["s"], dtype=np.float64)
         y_out = np.asarray(st["out_y"] * P["r"], dtype=np.float64)
         stats = np.asarray(st["stats"], dtype=np.float64)
-        restarts = int(st["n_restarts"])
+        restarts, rejected = int(st["n_restarts"]), int(st["rejected"])
     kkt = {
         "rel_primal": stats[0],
         "rel_dual": stats[1],
         "rel_gap": stats[2],
         "dual_objective": stats[4],
         "restarts": restarts,
+        "rejected_steps": rejected,
     }
     return LPResult(
         _STATUS[status],

@@ -73,7 +73,7 @@ def spectral_norm(A: sp.spmatrix, iters: int = 200, seed: int = 0) -> float:
 
 
 def prepare(lp: LinearProgram, options: PDHGOptions) -> ScaledLP:
-    """Rescale ``lp`` (Ruiz infinity-norm iterations, then Pock–Chambolle) and derive step size and norms."""
+    """Rescale ``lp`` (Ruiz, then Pock–Chambolle and/or l2-norm rescaling); derive first step and norms."""
     A = lp.A.copy()
     m, n = A.shape
     r, s = np.ones(m), np.ones(n)
@@ -92,14 +92,25 @@ def prepare(lp: LinearProgram, options: PDHGOptions) -> ScaledLP:
         dc = np.where(cols > 0, 1.0 / np.sqrt(np.where(cols > 0, cols, 1.0)), 1.0)
         A = sp.diags(dr) @ A @ sp.diags(dc)
         r, s = r * dr, s * dc
+    if options.l2_norm_rescaling:
+        rows = np.sqrt(np.asarray(A.multiply(A).sum(axis=1)).ravel())
+        cols = np.sqrt(np.asarray(A.multiply(A).sum(axis=0)).ravel())
+        dr = np.where(rows > 0, 1.0 / np.sqrt(np.where(rows > 0, rows, 1.0)), 1.0)
+        dc = np.where(cols > 0, 1.0 / np.sqrt(np.where(cols > 0, cols, 1.0)), 1.0)
+        A = sp.diags(dr) @ A @ sp.diags(dc)
+        r, s = r * dr, s * dc
     A = sp.csr_matrix(A)
     A.sort_indices()
     AT = A.T.tocsr()
     AT.sort_indices()
     c = lp.c * s
     row_lo, row_hi = lp.row_lo * r, lp.row_hi * r
-    sigma = spectral_norm(A)
-    step = options.step_safety / sigma if sigma > 0 else 1.0
+    if options.step_rule == "adaptive":  # PDLP's first trial step 1 / ||A||_max; the rule adapts it
+        a_max = float(np.abs(A.data).max()) if A.nnz else 0.0
+        step = 1.0 / a_max if a_max > 0 else 1.0
+    else:
+        sigma = spectral_norm(A)
+        step = options.step_safety / sigma if sigma > 0 else 1.0
     c_norm_scaled = float(np.linalg.norm(c))
     b_scaled = np.maximum(
         np.abs(np.where(np.isfinite(row_lo), row_lo, 0)), np.abs(np.where(np.isfinite(row_hi), row_hi, 0))

@@ -128,29 +128,50 @@ def solve_pdhg_torch(
     cur = {"x": x, "y": y, "Ax": torch.mv(P.A, x), "ATy": torch.mv(P.AT, y)}
     w = float(p.primal_weight)
     last = dict(cur)
-    sums = {key: torch.zeros_like(v) for key, v in cur.items()}
-    n_avg, k, k_r, restarts, status = 0, 0, 0, 0, 0
+    sums = {"x": torch.zeros_like(x), "y": torch.zeros_like(y)}
+    weight, k, k_r, restarts, rejected, status = 0.0, 0, 0, 0, 0, 0
     kkt_r, kkt_prev = P.scaled_kkt(cur, w), math.inf
     out, stats = cur, [math.nan] * 5
     step = float(p.step)
+    adaptive = opts.step_rule == "adaptive"
     with tqdm(total=opts.max_iter, disable=not opts.progress, desc=f"PDHG-torch {lp.name}") as bar:
         while status == 0 and k < opts.max_iter:
-            tau, sigma = step / w, step * w
-            for _ in range(opts.check_every):
+            done = 0
+            while done < opts.check_every:
+                eta = step
+                tau, sigma = eta / w, eta * w
                 xn = torch.clamp(cur["x"] - tau * (P.c - cur["ATy"]), P.lo, P.hi)
                 Axn = torch.mv(P.A, xn)
                 t = 2 * Axn - cur["Ax"] - cur["y"] / sigma
                 yn = sigma * (torch.clamp(t, P.rlo, P.rhi) - t)
+                if adaptive:
+                    dx, dy = xn - cur["x"], yn - cur["y"]
+                    limit = _step_limit(dx, dy, Axn - cur["Ax"], w)
+                    kk = k + done + 2
+                    step = min(  # a NaN bound (diverged iterates) neither shrinks nor rejects the step
+                        (1 + kk**-opts.step_growth_exponent) * eta,
+                        (1 - kk**-opts.step_reduction_exponent) * limit,
+                    )
+                    if eta > limit:
+                        rejected += 1
+                        continue
                 cur = {"x": xn, "y": yn, "Ax": Axn, "ATy": torch.mv(P.AT, yn)}
-                for key in _KEYS:
-                    sums[key] += cur[key]
+                sums["x"].add_(xn, alpha=eta)
+                sums["y"].add_(yn, alpha=eta)
+                weight += eta
+                done += 1
             k += opts.check_every
-            n_avg += opts.check_every
             bar.update(opts.check_every)
-            avg = {key: sums[key] / n_avg for key in _KEYS}
+            avg = {"x": sums["x"] / weight, "y": sums["y"] / weight}
+            avg["Ax"], avg["ATy"] = torch.mv(P.A, avg["x"]), torch.mv(P.AT, avg["y"])
             kkt_cur, kkt_avg = P.scaled_kkt(cur, w), P.scaled_kkt(avg, w)
             cand, kkt_c = (avg, kkt_avg) if kkt_avg < kkt_cur else (cur, kkt_cur)
+            other = cur if cand is avg else avg
             stats, out = P.orig_stats(cand), cand
+            if max(stats[:3]) > opts.tol:  # PDLP also stops when the other candidate is optimal
+                other_stats = P.orig_stats(other)
+                if max(other_stats[:3]) <= opts.tol:
+                    stats, out = other_stats, other
             if max(stats[:3]) <= opts.tol:
                 status = 1
                 break
@@ -170,8 +191,8 @@ def solve_pdhg_torch(
                 theta = opts.primal_weight_smoothing
                 w = math.exp(theta * math.log(dy / dx) + (1 - theta) * math.log(w))
             cur, last = dict(cand), dict(cand)
-            sums = {key: torch.zeros_like(v) for key, v in cur.items()}
-            n_avg, k_r, restarts = 0, k, restarts + 1
+            sums = {"x": torch.zeros_like(x), "y": torch.zeros_like(y)}
+            weight, k_r, restarts = 0.0, k, restarts + 1
             kkt_r, kkt_prev = P.scaled_kkt(cand, w), math.inf
     x_out = (out["x"] * P.s).detach().to("cpu", torch.float64).numpy()
     y_out = (out["y"] * P.r).detach().to("cpu", torch.float64).numpy()
@@ -181,10 +202,17 @@ def solve_pdhg_torch(
         "rel_gap": stats[2],
         "dual_objective": stats[4],
         "restarts": float(restarts),
+        "rejected_steps": float(rejected),
     }
     return LPResult(
         _STATUS[status], float(stats[3]), x_out, y_out, k, time.perf_counter() - start, "pdhg-torch", kkt
     )
+
+
+def _step_limit(dx: torch.Tensor, dy: torch.Tensor, Adx: torch.Tensor, w: float) -> float:
+    """PDLP's step bound ``||dz||_w^2 / (2 |dy^T A dx|)`` of a trial step (inf if no coupling)."""
+    move2, inter = torch.stack([w * torch.dot(dx, dx) + torch.dot(dy, dy) / w, torch.dot(dy, Adx)]).tolist()
+    return 0.5 * move2 / abs(inter) if inter != 0 else math.inf
 
 
 def _check(v: np.ndarray, size: int, name: str) -> np.ndarray:
