@@ -22,3 +22,7 @@ def test_smoke_run(task: str, tmp_path, monkeypatch) -> None:
     assert (tmp_path / "warm_start.png").is_file()
     assert set(report["extra"]["warm_start"]) >= {"cold", "DEQ-GNN primal+dual"}
     assert len(report["extra"]["deq_gnn_per_budget"]["residual_mean"]) == len(report["iterations"])
+    by_budget = report["extra"]["warm_start_by_budget"]
+    assert set(by_budget) == {"4"}
+    assert set(by_budget["4"]["pdlp"]) == {"0.0001", "1e-06"}
+    assert by_budget["4"]["inference_seconds"] > 0

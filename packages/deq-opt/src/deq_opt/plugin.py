@@ -48,6 +48,10 @@ def default_config(task: str, quick: bool) -> dict[str, Any]:
             warm_instances=32,
             warm_start_training=True,
         )
+    if task == "pagerank":
+        # the warm-start task: twice the steps, and the dual (0 at the optimum of this zero-cost LP) weighted
+        # so that the predicted dual does not push PDLP off; warm starts from the learned PDHG at t=4, 16, 64
+        cfg = dataclasses.replace(cfg, steps=600, dual_weight=10.0)
     if not quick:
         cfg = dataclasses.replace(cfg, hidden=64, steps=20_000, batch=128, n_test=1000, warm_instances=128)
     if smoke():
@@ -60,6 +64,7 @@ def default_config(task: str, quick: bool) -> dict[str, Any]:
             steps=2,
             batch=8,
             budgets=(1, 2, 4),
+            warm_budgets=(4,),
             lipschitz_samples=2,
             lipschitz_directions=1,
             warm_instances=2,
@@ -71,7 +76,7 @@ def default_config(task: str, quick: bool) -> dict[str, Any]:
 def _config(config: dict[str, Any]) -> OptConfig:
     """The typed config (tuples restored from JSON lists)."""
     values = dict(config)
-    for key in ("budgets", "warm_tolerances"):
+    for key in ("budgets", "warm_budgets", "warm_tolerances"):
         if key in values:
             values[key] = tuple(values[key])
     return OptConfig(**values)

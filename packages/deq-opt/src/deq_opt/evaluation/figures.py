@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -13,9 +14,13 @@ __all__ = ["plot_budget_metrics", "plot_warm_start"]
 
 
 def plot_warm_start(
-    comparison: Mapping[str, Mapping[str, Mapping[str, float]]], path: Path, title: str
+    comparison: Mapping[str, Mapping[str, Mapping[str, float]]],
+    path: Path,
+    title: str,
+    by_budget: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Path:
-    """Grouped bars of PDLP iterations and seconds per warm start and tolerance."""
+    """Grouped bars of PDLP iterations and seconds per warm start and tolerance; with ``by_budget`` a third
+    panel: PDLP speed-up from the model's primal+dual prediction against the model's iteration budget."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -23,9 +28,21 @@ def plot_warm_start(
 
     starts = list(comparison)
     tols = list(next(iter(comparison.values())))
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    panels = 3 if by_budget else 2
+    fig, axes = plt.subplots(1, panels, figsize=(5 * panels, 4))
     width = 0.8 / len(starts)
-    for ax, key in zip(axes, ("iterations", "seconds"), strict=True):
+    if by_budget:
+        budgets = [int(t) for t in by_budget]
+        for tol in tols:
+            speedup = [by_budget[str(t)]["pdlp"][tol]["speedup"] for t in budgets]
+            axes[2].semilogx(budgets, speedup, marker="o", label=f"tol {tol}")
+        axes[2].set_xticks(budgets, [str(t) for t in budgets])
+        axes[2].minorticks_off()
+        axes[2].axhline(1.0, color="gray", lw=0.8, ls="--")
+        axes[2].set_xlabel("model iteration budget t")
+        axes[2].set_ylabel("PDLP iterations: cold / warm")
+        axes[2].legend(fontsize=8)
+    for ax, key in zip(axes[:2], ("iterations", "seconds"), strict=True):
         for i, start in enumerate(starts):
             values = [comparison[start][tol][key] for tol in tols]
             ax.bar(np.arange(len(tols)) + i * width, values, width, label=start)

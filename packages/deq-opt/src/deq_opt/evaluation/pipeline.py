@@ -47,14 +47,22 @@ class OptConfig:
     steps: int = 600
     batch: int = 64
     lr: float = 3e-3
+    dual_weight: float = 1.0
     warm_start_training: bool = False
     budgets: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)
     lipschitz_samples: int = 64
     lipschitz_directions: int = 4
     lipschitz_eps: float = 1e-4
     warm_instances: int = 8
+    warm_budgets: tuple[int, ...] = (4, 16, 64)
     warm_tolerances: tuple[float, ...] = (1e-4, 1e-6)
     workers: int | None = None
+
+    def __post_init__(self) -> None:
+        """Reject warm-start budgets that are not evaluated."""
+        missing = sorted(set(self.warm_budgets) - set(self.budgets))
+        if missing:
+            raise ValueError(f"OptConfig.warm_budgets {missing} are not in budgets {list(self.budgets)}")
 
     def spec(self) -> ModelSpec:
         """The model hyper-parameters."""
@@ -104,6 +112,42 @@ def _speedups(warm: dict[str, dict[str, dict[str, float]]]) -> dict[str, dict[st
     }
 
 
+def _warm_by_budget(
+    backend: ModuleType,
+    model: Any,
+    test: LabelledSet,
+    predictions: dict[int, tuple[np.ndarray, np.ndarray]],
+    cold: dict[str, dict[str, float]],
+    cfg: OptConfig,
+    ctx: dict,
+) -> dict[str, Any]:
+    """PDLP from the learned PDHG's primal+dual prediction after each of ``cfg.warm_budgets`` iterations.
+
+    Per budget: the prediction's errors, the model's inference seconds per instance (a batched forward on
+    ``ctx["device"]``), and PDLP iterations, seconds and speed-up over the cold start per tolerance.
+    """
+    out: dict[str, Any] = {}
+    n_warm = len(next(iter(predictions.values()))[0]) if predictions else 0
+    lps = test.lps[:n_warm]
+    graphs = ctx["graphs"].take(slice(0, n_warm))
+    for t, (x, y) in sorted(predictions.items()):
+        start = time.perf_counter()
+        backend.predict(model, graphs, t, ctx["device"])
+        infer = (time.perf_counter() - start) / max(n_warm, 1)
+        runs = warm_start_comparison(lps, {"warm": (x, y)}, cfg.warm_tolerances)["warm"]
+        errors = solution_metrics(lps, x, y, test.x[:n_warm], test.y[:n_warm])
+        out[str(t)] = {
+            "primal_error": errors["primal_error"],
+            "dual_error": errors["dual_error"],
+            "inference_seconds": infer,
+            "pdlp": {
+                tol: row | {"speedup": cold[tol]["iterations"] / max(row["iterations"], 1.0)}
+                for tol, row in runs.items()
+            },
+        }
+    return out
+
+
 def run_task(
     task: str, cfg: OptConfig, backend: ModuleType, device: str, out_dir: Path, seed: int
 ) -> dict[str, Any]:
@@ -138,6 +182,7 @@ def run_task(
             seed=seed,
             device=device,
             warm_start=cfg.warm_start_training,
+            dual_weight=cfg.dual_weight,
         )
         seconds[name] = time.perf_counter() - t
     per_budget: dict[str, dict[str, list[float]]] = {"pdhg": {}, "gnn": {}}
@@ -146,9 +191,13 @@ def run_task(
         "gnn": {"max": [], "mean": []},
     }
     last: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    n_warm = min(cfg.warm_instances, len(test.lps))
+    by_budget: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     for name in ("pdhg", "gnn"):
         for t in cfg.budgets:
             metrics, lip, last[name] = _evaluate(backend, models[name], test, t, cfg, ctx)
+            if name == "pdhg" and t in cfg.warm_budgets:
+                by_budget[t] = (last[name][0][:n_warm], last[name][1][:n_warm])
             res = backend.residual(models[name], ctx["graphs"], t, device)
             metrics |= {"residual_mean": float(res.mean()), "residual_max": float(res.max())}
             for key, value in metrics.items():
@@ -158,7 +207,6 @@ def run_task(
     explicit_metrics, explicit_lip, last["explicit"] = _evaluate(
         backend, models["explicit"], test, None, cfg, ctx
     )
-    n_warm = min(cfg.warm_instances, len(test.lps))
     warm_lps = test.lps[:n_warm]
     px, py = (v[:n_warm] for v in last["pdhg"])
     gx, gy = (v[:n_warm] for v in last["gnn"])
@@ -172,6 +220,7 @@ def run_task(
         "GLOP optimum primal+dual": (test.x[:n_warm], test.y[:n_warm]),
     }
     warm = warm_start_comparison(warm_lps, starts, cfg.warm_tolerances)
+    warm_budget = _warm_by_budget(backend, models["pdhg"], test, by_budget, warm["cold"], cfg, ctx)
     warm_error = {
         name: solution_metrics(warm_lps, x[:n_warm], y[:n_warm], test.x[:n_warm], test.y[:n_warm])
         for name, (x, y) in (
@@ -182,7 +231,12 @@ def run_task(
     }
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    plot_warm_start(warm, out_dir / "warm_start.png", f"opt/{task}: PDLP warm start (mean of {n_warm} LPs)")
+    plot_warm_start(
+        warm,
+        out_dir / "warm_start.png",
+        f"opt/{task}: PDLP warm start (mean of {n_warm} test LPs)",
+        by_budget=warm_budget,
+    )
     plot_budget_metrics(
         cfg.budgets,
         {f"{title} ({task})": per_budget[name] for name, title in MODEL_NAMES.items()},
@@ -223,6 +277,7 @@ def run_task(
             "explicit_metrics": explicit_metrics,
             "warm_start": warm,
             "warm_start_speedup": _speedups(warm),
+            "warm_start_by_budget": warm_budget,
             "warm_start_prediction_error": warm_error,
             "train_loss": losses,
             "train_seconds": seconds,

@@ -113,34 +113,64 @@ class _Heads(eqx.Module):
         return hv @ self.wx + self.bx
 
 
+def _box_step(x: jax.Array, step: jax.Array, g: Graph) -> jax.Array:
+    """``clip(x - step, lo, hi) - x`` within the scaled variable bounds of ``g`` (1-Lipschitz in each)."""
+    has_lo, has_hi = g["var"][..., 2], g["var"][..., 4]
+    lo, hi = g["var"][..., 1], g["var"][..., 3]
+    moved = x - step
+    moved = jnp.where(has_lo > 0, jnp.maximum(moved, lo), moved)
+    moved = jnp.where(has_hi > 0, jnp.minimum(moved, hi), moved)
+    return moved - x
+
+
 class GNNCell(eqx.Module):
-    """The DEQ-GNN block (see :class:`deq_opt.models.torch.GNNCell`): contractive with rate ``gamma^2``."""
+    """The PDHG-like DEQ-GNN block (see :class:`deq_opt.models.torch.GNNCell`), contractive by design."""
 
     w1: jax.Array
     w2: jax.Array
     u: jax.Array
+    u2: jax.Array
+    wy: jax.Array
+    step: jax.Array
     d: int = eqx.field(static=True)
     n: int = eqx.field(static=True)
     gamma: float = eqx.field(static=True)
 
     def __init__(self, d: int, n: int, gamma: float, rng: np.random.Generator):
         self.w1, self.w2, self.u = _normal(rng, d, d), _normal(rng, d, d), _normal(rng, d)
+        self.u2, self.wy = _normal(rng, d), _normal(rng, d)
+        self.step = jnp.zeros(2, jnp.float32)  # [logit of tau, cost scale a]
         self.d, self.n, self.gamma = d, n, gamma
 
     def weights(self, heads: _Heads) -> dict[str, jax.Array]:
         """The capped weights (computed once per solve, passed through the cell's arguments)."""
-        bound = jnp.linalg.norm(self.w1, 2) + jnp.linalg.norm(heads.wx) * jnp.linalg.norm(self.u)
-        k1 = jnp.minimum(self.gamma / (bound + 1e-12), 1.0)
-        return {"w1": k1 * self.w1, "u": k1 * self.u, "w2": _capped(self.w2, self.gamma)}
+        gamma, norm = self.gamma, jnp.linalg.norm
+        tau = jax.nn.sigmoid(self.step[0])
+        k1 = jnp.minimum(gamma / (norm(self.w1, 2) + norm(heads.wx) * norm(self.u) + 1e-12), 1.0)
+        step_lip = norm(heads.wx) + tau * norm(self.wy) * gamma
+        k2 = jnp.minimum(gamma / (norm(self.w2, 2) * gamma + norm(self.u2) * step_lip + 1e-12), 1.0)
+        return {
+            "w1": k1 * self.w1,
+            "u": k1 * self.u,
+            "w2": k2 * self.w2,
+            "u2": k2 * self.u2,
+            "wy": self.wy,
+            "tau": tau,
+            "a": self.step[1],
+        }
 
     def __call__(self, z: jax.Array, a: dict[str, Any]) -> jax.Array:
         """One application of the block to ``z = [h_v, h_c]`` (B, (n + m) d)."""
         B, d, n = z.shape[0], self.d, self.n
         hv = z[:, : n * d].reshape(B, n, d)
         g, w, heads = a["graph"], a["weights"], a["heads"]
-        viol = _violation(_spmm(g, heads.x(hv)[..., None], False)[..., 0], g)
+        xhat = heads.x(hv)
+        viol = _violation(_spmm(g, xhat[..., None], False)[..., 0], g)
         hc = jnp.tanh(a["ec"] + _spmm(g, hv @ w["w1"], False) + viol[..., None] * w["u"])
-        hv = jnp.tanh(a["ev"] + _spmm(g, hc @ w["w2"], True))
+        yhat = hc @ w["wy"]
+        grad = w["a"] * g["var"][..., 0] - _spmm(g, yhat[..., None], True)[..., 0]
+        s = _box_step(xhat, w["tau"] * grad, g)
+        hv = jnp.tanh(a["ev"] + _spmm(g, hc @ w["w2"], True) + s[..., None] * w["u2"])
         return jnp.concatenate([hv.reshape(B, -1), hc.reshape(B, -1)], axis=1)
 
 
@@ -294,8 +324,9 @@ def train(
     seed: int,
     device: str,
     warm_start: bool = False,
+    dual_weight: float = 1.0,
 ) -> tuple[eqx.Module, float]:
-    """Adam (cosine schedule) on the mean squared error of scaled (x, y); returns the model and last loss.
+    """Adam (cosine) on scaled x's squared error plus ``dual_weight`` times y's; returns model, last loss.
 
     With ``warm_start``, an implicit model's solve for each training instance starts from that instance's
     last equilibrium (a cache of z*), so the training solves reach the fixed point over the epochs.
@@ -314,7 +345,7 @@ def train(
             px, py, z = mdl.solve(g, z0)
         else:
             (px, py), z = mdl(g), z0
-        loss = jnp.mean((px - xt[idx]) ** 2) + jnp.mean((py - yt[idx]) ** 2)
+        loss = jnp.mean((px - xt[idx]) ** 2) + dual_weight * jnp.mean((py - yt[idx]) ** 2)
         return loss, jax.lax.stop_gradient(z)
 
     @eqx.filter_jit

@@ -64,7 +64,7 @@ def _encoders_and_heads(d: int) -> int:
 
 def gnn_params(d: int) -> int:
     """Parameter count of the DEQ-GNN at width ``d``."""
-    return _encoders_and_heads(d) + 2 * d * d + d
+    return _encoders_and_heads(d) + 2 * d * d + 3 * d + 2
 
 
 def explicit_params(d: int, layers: int) -> int:

@@ -93,12 +93,23 @@ class _Heads(nn.Module):
         self.y = nn.Sequential(nn.Linear(d, d), nn.Tanh(), nn.Linear(d, 1))
 
 
-class GNNCell(nn.Module):
-    """One block: constraint convolution (with the current primal estimate's violation), variable convolution.
+def _box_step(x: torch.Tensor, step: torch.Tensor, g: Graph) -> torch.Tensor:
+    """``clip(x - step, lo, hi) - x`` within the scaled variable bounds of ``g`` (1-Lipschitz in each)."""
+    has_lo, has_hi = g["var"][..., 2], g["var"][..., 4]
+    lo, hi = g["var"][..., 1], g["var"][..., 3]
+    moved = x - step
+    moved = torch.where(has_lo > 0, torch.maximum(moved, lo), moved)
+    moved = torch.where(has_hi > 0, torch.minimum(moved, hi), moved)
+    return moved - x
 
-    ``h_c <- tanh(e_c + A^(h_v W1) + viol(A^ x^) u)``, ``h_v <- tanh(e_v + A^T(h_c W2))``, ``x^ = h_v w_x``
-    (the dynamic variable feature). Weights are capped so each half is ``gamma``-Lipschitz: the map is a
-    contraction (rate ``gamma^2`` on h_v).
+
+class GNNCell(nn.Module):
+    """One PDHG-like block on hidden node states with dynamic primal and dual features.
+
+    ``x^ = h_v w_x``; ``h_c <- tanh(e_c + A^(h_v W1) + viol(A^ x^) u)`` (the dual step's primal residual);
+    ``y^ = h_c w_y``; ``h_v <- tanh(e_v + A^T(h_c W2) + s u2)`` with the projected primal step
+    ``s = clip(x^ - tau (a c - A^T y^), lo, hi) - x^``. Weights are capped so that ``h_c`` and then ``h_v``
+    are ``gamma``-Lipschitz in the previous ``h_v``: a contraction by construction.
     """
 
     def __init__(self, d: int, n: int, m: int, gamma: float, heads: _Heads):
@@ -107,6 +118,9 @@ class GNNCell(nn.Module):
         self.w1 = nn.Parameter(torch.randn(d, d) / d**0.5)
         self.w2 = nn.Parameter(torch.randn(d, d) / d**0.5)
         self.u = nn.Parameter(torch.randn(d) / d**0.5)
+        self.u2 = nn.Parameter(torch.randn(d) / d**0.5)
+        self.wy = nn.Parameter(torch.randn(d) / d**0.5)
+        self.step = nn.Parameter(torch.zeros(2))  # [logit of tau, cost scale a]
         self.heads = heads
 
     def weights(self) -> dict[str, torch.Tensor]:
@@ -114,10 +128,25 @@ class GNNCell(nn.Module):
 
         Each has a leading axis of 1 (see :func:`_shared`).
         """
+        gamma, norm = self.gamma, torch.linalg.norm
         wx = self.heads.x.weight.reshape(self.d)
-        bound = torch.linalg.matrix_norm(self.w1, 2) + torch.linalg.norm(wx) * torch.linalg.norm(self.u)
-        k1 = torch.clamp(self.gamma / (bound + 1e-12), max=1.0)
-        return _shared({"w1": k1 * self.w1, "u": k1 * self.u, "w2": _capped(self.w2, self.gamma)})
+        tau = torch.sigmoid(self.step[0])
+        bound1 = torch.linalg.matrix_norm(self.w1, 2) + norm(wx) * norm(self.u)
+        k1 = torch.clamp(gamma / (bound1 + 1e-12), max=1.0)
+        step_lip = norm(wx) + tau * norm(self.wy) * gamma
+        bound2 = torch.linalg.matrix_norm(self.w2, 2) * gamma + norm(self.u2) * step_lip
+        k2 = torch.clamp(gamma / (bound2 + 1e-12), max=1.0)
+        return _shared(
+            {
+                "w1": k1 * self.w1,
+                "u": k1 * self.u,
+                "w2": k2 * self.w2,
+                "u2": k2 * self.u2,
+                "wy": self.wy,
+                "tau": tau.reshape(1),
+                "a": self.step[1:],
+            }
+        )
 
     def forward(self, z: torch.Tensor, a: dict[str, Any]) -> torch.Tensor:
         """One application of the block to the state ``z = [h_v, h_c]`` (B, (n + m) d)."""
@@ -127,7 +156,10 @@ class GNNCell(nn.Module):
         xhat = self.heads.x(hv).squeeze(-1)
         viol = _violation(_spmm(g, xhat.unsqueeze(-1), False).squeeze(-1), g)
         hc = torch.tanh(a["ec"] + _spmm(g, hv @ w["w1"], False) + viol.unsqueeze(-1) * w["u"])
-        hv = torch.tanh(a["ev"] + _spmm(g, hc @ w["w2"], True))
+        yhat = hc @ w["wy"]
+        grad = w["a"] * g["var"][..., 0] - _spmm(g, yhat.unsqueeze(-1), True).squeeze(-1)
+        s = _box_step(xhat, w["tau"] * grad, g)
+        hv = torch.tanh(a["ev"] + _spmm(g, hc @ w["w2"], True) + s.unsqueeze(-1) * w["u2"])
         return torch.cat([hv.reshape(B, -1), hc.reshape(B, -1)], dim=1)
 
 
@@ -275,8 +307,9 @@ def train(
     seed: int,
     device: str,
     warm_start: bool = False,
+    dual_weight: float = 1.0,
 ) -> tuple[nn.Module, float]:
-    """Adam on the mean squared error of scaled (x, y) over random minibatches; returns the last loss.
+    """Adam on scaled x's squared error plus ``dual_weight`` times scaled y's; returns model, last loss.
 
     With ``warm_start``, an implicit model's solve for each training instance starts from that instance's
     last equilibrium (a cache of z*), so the training solves reach the fixed point over the epochs.
@@ -301,7 +334,7 @@ def train(
         else:
             px, py, z = model.solve(g, cache[index])
             cache[index] = z.detach()
-        loss = torch.mean((px - xt[index]) ** 2) + torch.mean((py - yt[index]) ** 2)
+        loss = torch.mean((px - xt[index]) ** 2) + dual_weight * torch.mean((py - yt[index]) ** 2)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
