@@ -29,6 +29,19 @@ def test_shapes_and_equal_parameter_counts():
     assert count_params(FNO(9, SETTINGS, rng, depth=3)) > count_params(fno)
 
 
+def test_first_iterate_is_the_explicit_layer_with_the_same_weights():
+    deq, fno = FNODEQ(9, SETTINGS, np.random.default_rng(0)), FNO(9, SETTINGS, np.random.default_rng(1))
+    cell = deq.deq.cell
+    fno = eqx.tree_at(
+        lambda m: (m.codec, m.layers[0].spectral, m.layers[0].pointwise),
+        fno,
+        (deq.codec, cell.spectral, cell.pointwise),
+    )
+    a = _inputs()
+    assert jnp.allclose(deq.budget(a, 1), fno(a), atol=1e-5)
+    assert not jnp.allclose(deq.budget(a, 2), fno(a), atol=1e-3)
+
+
 def test_parameter_count_matches_formula():
     w, m, p = SETTINGS.width, SETTINGS.modes, SETTINGS.projection
     expected = 4 * w + 2 * w * w * m * m * 2 + w * w + w + (w + 1) * p + p + 1

@@ -26,6 +26,16 @@ def test_shapes_and_equal_parameter_counts():
     assert count_params(FNO(9, SETTINGS, depth=3)) > count_params(fno)
 
 
+def test_first_iterate_is_the_explicit_layer_with_the_same_weights():
+    deq, fno = FNODEQ(9, SETTINGS), FNO(9, SETTINGS)
+    fno.codec.load_state_dict(deq.codec.state_dict())
+    fno.layers[0].load_state_dict(deq.deq.cell.state_dict())
+    a = _inputs()
+    with torch.no_grad():
+        assert torch.allclose(deq.budget(a, 1), fno(a), atol=1e-5)
+        assert not torch.allclose(deq.budget(a, 2), fno(a), atol=1e-3)
+
+
 def test_bad_input_shape_is_named():
     with pytest.raises(ValueError, match=r"input must have shape \(B, 9, 9\)"):
         FNODEQ(9, SETTINGS)(torch.zeros(2, 8, 8))

@@ -51,9 +51,9 @@ class PDEConfig:
     phantom_steps: int = 3
     phantom_tau: float = 0.8
     contraction: float = 1.1
-    epochs: int = 8
+    epochs: int = 12
     batch: int = 20
-    lr: float = 5e-3
+    lr: float = 1e-2
     weight_decay: float = 1e-4
     explicit_depths: tuple[int, ...] = (1,)
     budgets: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
@@ -103,6 +103,7 @@ def default_config(task: str, quick: bool) -> dict[str, Any]:
         n_train=4000,
         n_test=500,
         epochs=100,
+        lr=5e-3,
         explicit_depths=(1, 2, 4),
         budgets=(1, 2, 4, 8, 16, 32, 64, 128),
         sine_modes=3,

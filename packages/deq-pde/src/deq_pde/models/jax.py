@@ -155,7 +155,12 @@ class Codec(eqx.Module):
 
 
 class FNODEQ(eqx.Module):
-    """FNO-DEQ: lift, the fixed point of one weight-tied Fourier layer with input injection, projection."""
+    """FNO-DEQ: lift, the fixed point of one weight-tied Fourier layer with input injection, projection.
+
+    The lifted input ``v`` is injected through the layer's own linear part, ``x = K v + W v``, so the cell is
+    ``z -> gelu(s (K z + W z) + K v + W v + b)``: its first iterate from ``z = 0`` is the explicit depth-1 FNO
+    layer ``gelu(K v + W v + b)`` with the same weights; further iterations refine it (no extra parameters).
+    """
 
     codec: Codec
     deq: DEQ
@@ -172,13 +177,19 @@ class FNODEQ(eqx.Module):
 
     def __call__(self, a: jax.Array, z0: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
         """``(u, z)``: the prediction and the hidden state after the training budget from ``z0``."""
-        x = self.codec.encode(a)
+        x = self.inject(a)
         z, _ = self.deq((x, self.deq.cell.scale()), jnp.zeros_like(x) if z0 is None else z0)
         return self.codec.decode(z), z
 
+    def inject(self, a: jax.Array) -> jax.Array:
+        """The injection ``K v + W v`` of the lifted input ``v`` (bias excluded: the cell adds it)."""
+        v = self.codec.encode(a)
+        cell = self.deq.cell
+        return cell.spectral(v) + jnp.einsum("oi,bihw->bohw", cell.pointwise.weight, v)
+
     def budget(self, a: jax.Array, steps: int) -> jax.Array:
         """The prediction after exactly ``steps`` iterations from zero (test-time compute budget)."""
-        x = self.codec.encode(a)
+        x = self.inject(a)
         z = iterate(
             self.deq.cell, jnp.zeros_like(x), (x, self.deq.cell.scale()), steps, self.deq.options.solver
         )

@@ -130,7 +130,12 @@ class Codec(nn.Module):
 
 
 class FNODEQ(nn.Module):
-    """FNO-DEQ: lift, the fixed point of one weight-tied Fourier layer with input injection, projection."""
+    """FNO-DEQ: lift, the fixed point of one weight-tied Fourier layer with input injection, projection.
+
+    The lifted input ``v`` is injected through the layer's own linear part, ``x = K v + W v``, so the cell is
+    ``z -> gelu(s (K z + W z) + K v + W v + b)``: its first iterate from ``z = 0`` is the explicit depth-1 FNO
+    layer ``gelu(K v + W v + b)`` with the same weights; further iterations refine it (no extra parameters).
+    """
 
     def __init__(self, n: int, settings: ModelSettings):
         super().__init__()
@@ -146,13 +151,19 @@ class FNODEQ(nn.Module):
 
     def forward(self, a: torch.Tensor, z0: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """``(u, z)``: the prediction and the hidden state after the training budget from ``z0``."""
-        x = self.codec.encode(a)
+        x = self.inject(a)
         z, _ = self.deq((x, self.deq.cell.scale()), torch.zeros_like(x) if z0 is None else z0)
         return self.codec.decode(z), z
 
+    def inject(self, a: torch.Tensor) -> torch.Tensor:
+        """The injection ``K v + W v`` of the lifted input ``v`` (bias excluded: the cell adds it)."""
+        v = self.codec.encode(a)
+        cell = self.deq.cell
+        return cell.spectral(v) + F.conv2d(v, cell.pointwise.weight)
+
     def budget(self, a: torch.Tensor, steps: int) -> torch.Tensor:
         """The prediction after exactly ``steps`` iterations from zero (test-time compute budget)."""
-        x = self.codec.encode(a)
+        x = self.inject(a)
         z = iterate(
             self.deq.cell, torch.zeros_like(x), (x, self.deq.cell.scale()), steps, self.deq.options.solver
         )
