@@ -39,6 +39,10 @@ def test_bad_config_values_name_the_field():
         parse_config(default_config("deblur", True) | {"model": "admm"})
     with pytest.raises(ValueError, match="budgets"):
         parse_config(default_config("deblur", True) | {"budgets": [1, 2]})
+    with pytest.raises(ValueError, match="lr_schedule"):
+        parse_config(default_config("deblur", True) | {"lr_schedule": "step"})
+    with pytest.raises(ValueError, match="refresh_every"):
+        parse_config(default_config("ct", True) | {"refresh_every": 0})
 
 
 def test_fourier_directions_follow_singular_values():
@@ -112,6 +116,41 @@ def test_jax_models_shapes_and_gradients(task, over):
         leaves = jax.tree.leaves(eqx.filter(grads, eqx.is_inexact_array))
         assert all(bool(jnp.all(jnp.isfinite(g))) for g in leaves)
         assert any(float(jnp.abs(g).sum()) > 0 for g in leaves)
+
+
+@pytest.mark.parametrize("backend", ["torch", "jax"])
+def test_richardson_data_step_is_nonexpansive_and_converges(backend):
+    """Richardson steps approach the CG solution of the CT normal equations and never expand a difference
+    of starting images (the CG step, whose step size depends on ``z``, does not have that guarantee)."""
+    if not _has(backend):
+        pytest.skip(f"{backend} not installed")
+    cfg = _cfg("ct")
+    problem = make_problem("ct", cfg, 0)
+    rng = np.random.default_rng(0)
+    z1, z2 = (rng.random(problem.test_x.shape).astype(np.float32) for _ in range(2))
+    if backend == "torch":
+        import torch
+
+        from deq_imaging.models import torch as models
+
+        family, arr, jit = models.OperatorFamily(problem.spec), torch.as_tensor, lambda f: f
+        mu = torch.tensor(0.5 * family.norm2(problem.test_y.shape))
+    else:
+        import jax
+        import jax.numpy as jnp
+
+        from deq_imaging.models import jax as models
+
+        family, arr, jit = models.OperatorFamily(problem.spec), jnp.asarray, jax.jit
+        mu = jnp.asarray(0.5 * family.norm2(problem.test_y.shape))
+    y = arr(problem.test_y)
+    op, norm2 = family.get(y.shape), family.norm2(y.shape)
+    solve = jit(lambda z: models.richardson(op, y, z, mu, norm2, 30))
+    exact = np.asarray(jit(lambda z: models.conjugate_gradient(op, y, z, mu, 30))(arr(z1)))
+    assert np.linalg.norm(np.asarray(solve(arr(z1))) - exact) < 1e-2 * np.linalg.norm(exact)
+    three = jit(lambda z: models.richardson(op, y, z, mu, norm2, 3))
+    moved = np.linalg.norm(np.asarray(three(arr(z1))) - np.asarray(three(arr(z2))))
+    assert moved <= np.linalg.norm(z1 - z2) * (1 + 1e-5)
 
 
 @pytest.mark.parametrize("task", ["deblur", "denoise", "ct"])

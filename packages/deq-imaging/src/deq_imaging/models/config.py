@@ -14,8 +14,9 @@ TASKS = {
     "denoise": "Gaussian denoising (sigma 25/255) of natural images",
 }
 MODELS = ("hqs", "pgd")
-DATA_STEPS = ("auto", "prox", "cg")
+DATA_STEPS = ("auto", "prox", "cg", "richardson")
 BACKWARDS = ("implicit", "jfb", "phantom", "unroll")
+SCHEDULES = ("constant", "cosine")
 
 
 @dataclass(frozen=True)
@@ -23,16 +24,21 @@ class ImagingConfig:
     """One imaging run: problem, network, training (warm-started bank), evaluation (unknown keys: TypeError).
 
     ``model`` is ``hqs`` (data step ``(A*A + mu I)^-1 (A*y + mu z)``: exact by FFT for blur/identity, or
-    ``cg_steps`` conjugate-gradient steps from ``z`` when ``data_step`` is ``cg`` or the operator has no
-    closed form, as for CT) or ``pgd`` (``z - eta A*(A z - y)``); the denoiser is a residual CNN with
+    ``cg_steps`` inner steps from ``z``: conjugate gradient when ``data_step`` is ``cg`` or the operator
+    has no closed form, fixed-step gradient steps, a linear nonexpansive map of ``z``, when it is
+    ``richardson``) or ``pgd`` (``z - eta A*(A z - y)``); the denoiser is a residual CNN with
     ``depth`` 3x3 conv layers of ``features`` channels and a noise-level input channel. Training keeps a
-    bank of ``bank_size`` patches whose iterates are cached: each step refreshes ``refresh`` patches (their
-    iterates restart from the start image), advances the batch's cached iterates by ``warm_iters`` no-grad
-    solver iterations and backpropagates with ``backward`` (``jfb``: the gradient of one more cell
-    application; ``implicit``: an adjoint solve of at most ``adjoint_iters`` Picard steps). ``max_iter`` is
-    the training budget K (the DEQ's own solve); the scaling analysis runs every budget in ``budgets``
-    (up to >= 2K). The BM3D-based baselines tune over ``bm3d_grid`` (empty: their own grid) on the first
-    ``bm3d_tune_images`` validation images (0: all), since each grid point costs several BM3D calls.
+    bank of ``bank_size`` patches whose iterates are cached: every ``refresh_every`` steps ``refresh``
+    patches are replaced (their iterates restart from the start image); each step advances the batch's
+    cached iterates by ``warm_iters`` no-grad solver iterations and backpropagates with ``backward``
+    (``jfb``: the gradient of one more cell application; ``implicit``: an adjoint solve of at most
+    ``adjoint_iters`` Picard steps). An entry thus lives through about ``batch * refresh_every / refresh``
+    visits of ``warm_iters + 1`` iterations: the depth of the iterates training sees. Both models use Adam
+    at ``lr``, held (``constant``) or annealed to zero (``cosine``) over the run (``lr_schedule``).
+    ``max_iter`` is the training budget K (the DEQ's own solve); the scaling analysis runs every budget
+    in ``budgets`` (up to >= 2K). The BM3D-based baselines tune over ``bm3d_grid`` (empty: their own
+    grid) on the first ``bm3d_tune_images`` validation images (0: all), since each grid point costs
+    several BM3D calls.
     """
 
     image_size: int = 128
@@ -58,12 +64,14 @@ class ImagingConfig:
     tol: float = 1e-4
     max_iter: int = 16
     bank_size: int = 1024
-    refresh: int = 4
+    refresh: int = 2
+    refresh_every: int = 1
     warm_iters: int = 3
     batch: int = 8
     steps: int = 2000
     explicit_steps: int = 2000
     lr: float = 1e-3
+    lr_schedule: str = "cosine"
     budgets: tuple[int, ...] = (1, 2, 3, 5, 8, 12, 16, 24, 32, 48, 64)
     lipschitz_samples: int = 4
     percentiles: tuple[float, ...] = (10.0, 50.0, 90.0, 99.0)
@@ -80,10 +88,20 @@ class ImagingConfig:
             ("model", self.model, MODELS),
             ("data_step", self.data_step, DATA_STEPS),
             ("backward", self.backward, BACKWARDS),
+            ("lr_schedule", self.lr_schedule, SCHEDULES),
         ):
             if value not in valid:
                 raise ValueError(f"ImagingConfig.{name} must be one of {valid}, got {value!r}")
-        for name in ("image_size", "patch_size", "bank_size", "batch", "steps", "max_iter", "warm_iters"):
+        for name in (
+            "image_size",
+            "patch_size",
+            "bank_size",
+            "batch",
+            "steps",
+            "max_iter",
+            "warm_iters",
+            "refresh_every",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"ImagingConfig.{name} must be an integer >= 1, got {value!r}")
@@ -104,7 +122,17 @@ class ImagingConfig:
 _TASK_DEFAULTS: dict[str, dict[str, Any]] = {
     "deblur": {"noise": 0.03},
     "denoise": {"noise": 25 / 255, "mu0": 1.0, "sigma0": 0.1},
-    "ct": {"image_size": 64, "patch_size": 64, "noise": 0.01, "mu0": 0.01, "bank_size": 512},
+    "ct": {
+        "image_size": 64,
+        "patch_size": 64,
+        "noise": 0.01,
+        "mu0": 0.01,
+        "bank_size": 512,
+        "refresh": 1,
+        "refresh_every": 2,
+        "data_step": "richardson",
+        "cg_steps": 4,
+    },
 }
 _QUICK = {
     "image_size": 128,
@@ -113,8 +141,9 @@ _QUICK = {
     "n_test": 8,
     "bank_size": 1024,
     "refresh": 2,
-    "steps": 1000,
-    "explicit_steps": 2500,
+    "steps": 1500,
+    "explicit_steps": 1500,
+    "lr": 2e-3,
     "max_iter": 16,
     "budgets": (1, 2, 3, 5, 8, 12, 16, 24, 32, 48, 64),
     "lipschitz_samples": 2,
@@ -128,11 +157,13 @@ _QUICK_TASK = {
         "image_size": 64,
         "patch_size": 64,
         "batch": 4,
-        "bank_size": 256,
+        "bank_size": 32,
         "refresh": 1,
-        "cg_steps": 1,
+        "refresh_every": 4,
+        "data_step": "richardson",
+        "cg_steps": 4,
         "steps": 400,
-        "explicit_steps": 1000,
+        "explicit_steps": 400,
     }
 }
 _SMOKE = {

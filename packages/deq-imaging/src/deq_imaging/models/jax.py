@@ -83,6 +83,17 @@ def conjugate_gradient(op: Any, y: jax.Array, z: jax.Array, mu: jax.Array, steps
     return x
 
 
+def richardson(op: Any, y: jax.Array, z: jax.Array, mu: jax.Array, norm2: float, steps: int) -> jax.Array:
+    """``steps`` fixed-step gradient iterations on ``(A*A + mu I) x = A*y + mu z`` from ``x = z`` (step
+    ``1 / (||A||^2 + mu)``): a linear, nonexpansive map of ``z``, unlike CG, whose step size depends on it."""
+    eta = 1.0 / (norm2 + mu)
+    b = op.adjoint(y) + mu * z
+    x = z
+    for _ in range(steps):
+        x = x - eta * (op.adjoint(op.forward(x)) + mu * x - b)
+    return x
+
+
 class HQSCell(eqx.Module):
     """Half-quadratic splitting: ``z <- D(prox_data(z; mu), sigma)`` with learnable ``mu`` and ``sigma``."""
 
@@ -91,12 +102,20 @@ class HQSCell(eqx.Module):
     log_sigma: jax.Array
     family: OperatorFamily = eqx.field(static=True)
     cg_steps: int = eqx.field(static=True)
+    inner: str = eqx.field(static=True)
 
     def __init__(
-        self, family: OperatorFamily, denoiser: Denoiser, mu0: float, sigma0: float, cg_steps: int = 0
+        self,
+        family: OperatorFamily,
+        denoiser: Denoiser,
+        mu0: float,
+        sigma0: float,
+        cg_steps: int = 0,
+        inner: str = "cg",
     ):
-        """``cg_steps`` > 0 replaces the closed-form proximal step by that many CG steps."""
-        self.family, self.denoiser, self.cg_steps = family, denoiser, cg_steps
+        """``cg_steps`` > 0 replaces the closed-form proximal step by that many ``inner`` steps (``cg`` or
+        ``richardson``)."""
+        self.family, self.denoiser, self.cg_steps, self.inner = family, denoiser, cg_steps, inner
         self.log_mu = jnp.asarray(math.log(mu0), jnp.float32)
         self.log_sigma = jnp.asarray(math.log(sigma0), jnp.float32)
 
@@ -105,11 +124,14 @@ class HQSCell(eqx.Module):
         return self.family.init(y)
 
     def data_step(self, z: jax.Array, y: jax.Array) -> jax.Array:
-        """``(A*A + mu I)^-1 (A*y + mu z)`` (exact, or by CG)."""
+        """``(A*A + mu I)^-1 (A*y + mu z)`` (exact, or by CG or Richardson steps)."""
         op = self.family.get(y.shape)
-        mu = jnp.exp(self.log_mu).astype(z.dtype) * self.family.norm2(y.shape)
+        norm2 = self.family.norm2(y.shape)
+        mu = jnp.exp(self.log_mu).astype(z.dtype) * norm2
         if self.cg_steps == 0 and hasattr(op, "data_prox"):
             return op.data_prox(y, z, jnp.broadcast_to(mu, (z.shape[0],)))
+        if self.inner == "richardson":
+            return richardson(op, y, z, mu, norm2, max(self.cg_steps, 1))
         return conjugate_gradient(op, y, z, mu, max(self.cg_steps, 1))
 
     def __call__(self, z: jax.Array, y: jax.Array) -> jax.Array:
@@ -181,12 +203,14 @@ def build_cell(spec: Any, cfg: Any, key: jax.Array, channels: int = 1) -> eqx.Mo
     denoiser = Denoiser(key, channels, cfg.features, cfg.depth, cfg.spectral_norm)
     if cfg.model == "pgd":
         return PGDCell(family, denoiser, cfg.eta0, cfg.sigma0)
-    closed_form = spec.kind in ("identity", "blur") and cfg.data_step != "cg"
+    closed_form = spec.kind in ("identity", "blur") and cfg.data_step in ("auto", "prox")
     if cfg.data_step == "prox" and not closed_form:
         raise ValueError(
-            f"data_step='prox' needs a closed-form proximal step; {spec.kind!r} has none (use cg)"
+            f"data_step='prox' needs a closed-form proximal step; {spec.kind!r} has none "
+            "(use cg or richardson)"
         )
-    return HQSCell(family, denoiser, cfg.mu0, cfg.sigma0, 0 if closed_form else cfg.cg_steps)
+    inner = "richardson" if cfg.data_step == "richardson" else "cg"
+    return HQSCell(family, denoiser, cfg.mu0, cfg.sigma0, 0 if closed_form else cfg.cg_steps, inner)
 
 
 def count_parameters(model: eqx.Module) -> int:

@@ -76,6 +76,19 @@ def conjugate_gradient(
     return x
 
 
+def richardson(
+    op: Any, y: torch.Tensor, z: torch.Tensor, mu: torch.Tensor, norm2: float, steps: int
+) -> torch.Tensor:
+    """``steps`` fixed-step gradient iterations on ``(A*A + mu I) x = A*y + mu z`` from ``x = z`` (step
+    ``1 / (||A||^2 + mu)``): a linear, nonexpansive map of ``z``, unlike CG, whose step size depends on it."""
+    eta = 1.0 / (norm2 + mu)
+    b = op.adjoint(y) + mu * z
+    x = z
+    for _ in range(steps):
+        x = x - eta * (op.adjoint(op.forward(x)) + mu * x - b)
+    return x
+
+
 class _Cell(nn.Module):
     """Shared parts of the cells: operators, denoiser, learnable noise level."""
 
@@ -97,19 +110,29 @@ class HQSCell(_Cell):
     """Half-quadratic splitting: ``z <- D(prox_data(z; mu), sigma)`` with learnable ``mu`` and ``sigma``."""
 
     def __init__(
-        self, family: OperatorFamily, denoiser: Denoiser, mu0: float, sigma0: float, cg_steps: int = 0
+        self,
+        family: OperatorFamily,
+        denoiser: Denoiser,
+        mu0: float,
+        sigma0: float,
+        cg_steps: int = 0,
+        inner: str = "cg",
     ):
-        """``cg_steps`` > 0 replaces the closed-form proximal step by that many CG steps."""
+        """``cg_steps`` > 0 replaces the closed-form proximal step by that many ``inner`` steps (``cg`` or
+        ``richardson``)."""
         super().__init__(family, denoiser, sigma0)
         self.log_mu = nn.Parameter(torch.tensor(math.log(mu0)))
-        self.cg_steps = cg_steps
+        self.cg_steps, self.inner = cg_steps, inner
 
     def data_step(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """``(A*A + mu I)^-1 (A*y + mu z)`` (exact, or by CG)."""
+        """``(A*A + mu I)^-1 (A*y + mu z)`` (exact, or by CG or Richardson steps)."""
         op = self.family.get(y.shape)
-        mu = self.log_mu.exp().to(z.dtype) * self.family.norm2(y.shape)
+        norm2 = self.family.norm2(y.shape)
+        mu = self.log_mu.exp().to(z.dtype) * norm2
         if self.cg_steps == 0 and hasattr(op, "data_prox"):
             return op.data_prox(y, z, mu.reshape(1).expand(z.shape[0]))
+        if self.inner == "richardson":
+            return richardson(op, y, z, mu, norm2, max(self.cg_steps, 1))
         return conjugate_gradient(op, y, z, mu, max(self.cg_steps, 1))
 
     def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -173,12 +196,14 @@ def build_cell(spec: Any, cfg: Any, channels: int = 1) -> _Cell:
     denoiser = Denoiser(channels, cfg.features, cfg.depth, cfg.spectral_norm)
     if cfg.model == "pgd":
         return PGDCell(family, denoiser, cfg.eta0, cfg.sigma0)
-    closed_form = spec.kind in ("identity", "blur") and cfg.data_step != "cg"
+    closed_form = spec.kind in ("identity", "blur") and cfg.data_step in ("auto", "prox")
     if cfg.data_step == "prox" and not closed_form:
         raise ValueError(
-            f"data_step='prox' needs a closed-form proximal step; {spec.kind!r} has none (use cg)"
+            f"data_step='prox' needs a closed-form proximal step; {spec.kind!r} has none "
+            "(use cg or richardson)"
         )
-    return HQSCell(family, denoiser, cfg.mu0, cfg.sigma0, 0 if closed_form else cfg.cg_steps)
+    inner = "richardson" if cfg.data_step == "richardson" else "cg"
+    return HQSCell(family, denoiser, cfg.mu0, cfg.sigma0, 0 if closed_form else cfg.cg_steps, inner)
 
 
 def count_parameters(model: nn.Module) -> int:

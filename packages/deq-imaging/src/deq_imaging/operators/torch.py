@@ -18,6 +18,7 @@ from deq_imaging.operators.shapes import check_batch_shape, check_float_dtype, p
 
 _COMPLEX = {torch.float32: torch.complex64, torch.float64: torch.complex128}
 _CHUNK_ELEMENTS = 2**23
+_GRID_CACHE_BYTES = 2**28  # Radon sampling grids up to this size are built once per device and dtype
 
 
 def _check(x: torch.Tensor, hw: tuple[int, int], what: str) -> torch.Tensor:
@@ -266,22 +267,39 @@ class Radon(_Cached):
         self.output_shape = self.geometry.sinogram_shape
 
     def _grids(self, like: torch.Tensor, batch: int):
-        """Yield (angle slice, normalised sampling grid of shape (1, k * n_s, n_det, 2)) per angle chunk."""
+        """Yield (angle slice, normalised sampling grid of shape (1, k * n_s, n_det, 2)) per angle chunk.
+
+        Building the grid costs about as much as sampling it, so a grid that fits ``_GRID_CACHE_BYTES`` is
+        built once for all angles and sliced; a larger one is rebuilt chunk by chunk on every call.
+        """
+        g = self.geometry
+        k = max(1, _CHUNK_ELEMENTS // (batch * g.n_det * g.n_det))
+        chunks = [slice(a0, min(a0 + k, g.n_angles)) for a0 in range(0, g.n_angles, k)]
+        per_angle = g.n_det * g.n_det
+        if g.n_angles * per_angle * 2 * like.element_size() <= _GRID_CACHE_BYTES:
+            key = ("grid", like.device, like.dtype)
+            if key not in self._cache:
+                self._cache[key] = self._ray_grid(like, slice(0, g.n_angles))
+            full = self._cache[key]
+            for sl in chunks:
+                yield sl, full[:, sl.start * g.n_det : sl.stop * g.n_det]
+        else:
+            for sl in chunks:
+                yield sl, self._ray_grid(like, sl)
+
+    def _ray_grid(self, like: torch.Tensor, angles: slice) -> torch.Tensor:
+        """Normalised sampling points of the rays at ``angles``, shape (1, k * n_s, n_det, 2)."""
         g = self.geometry
         cos, sin = g.cos_sin()
-        cos_t = self._const("cos", cos, like.device, like.dtype)
-        sin_t = self._const("sin", sin, like.device, like.dtype)
+        c = self._const("cos", cos, like.device, like.dtype)[angles, None, None]
+        sn = self._const("sin", sin, like.device, like.dtype)[angles, None, None]
         u = self._const("offsets", g.offsets(), like.device, like.dtype)
         t, s = u[None, None, :], u[None, :, None]
         scale = 2.0 / (g.image_size - 1)
         base = g.center - g.pad_before
-        k = max(1, _CHUNK_ELEMENTS // (batch * g.n_det * g.n_det))
-        for a0 in range(0, g.n_angles, k):
-            c, sn = cos_t[a0 : a0 + k, None, None], sin_t[a0 : a0 + k, None, None]
-            cols = (base + t * c + s * sn) * scale - 1
-            rows = (base - t * sn + s * c) * scale - 1
-            grid = torch.stack((cols, rows), dim=-1).reshape(1, -1, g.n_det, 2)
-            yield slice(a0, a0 + k), grid
+        cols = (base + t * c + s * sn) * scale - 1
+        rows = (base - t * sn + s * c) * scale - 1
+        return torch.stack((cols, rows), dim=-1).reshape(1, -1, g.n_det, 2)
 
     def _project(self, x: torch.Tensor) -> torch.Tensor:
         n_img, ch = x.shape[:2]

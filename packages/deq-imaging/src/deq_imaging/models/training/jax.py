@@ -34,6 +34,13 @@ def backward_option(cfg: ImagingConfig) -> Any:
     return cfg.backward
 
 
+def optimizer(cfg: ImagingConfig, steps: int) -> optax.GradientTransformation:
+    """Adam at ``cfg.lr`` over ``steps`` steps, cosine-annealed to zero unless ``lr_schedule`` is constant."""
+    if cfg.lr_schedule == "constant":
+        return optax.adam(cfg.lr)
+    return optax.adam(optax.cosine_decay_schedule(cfg.lr, steps))
+
+
 @eqx.filter_jit
 def start_images(cell: eqx.Module, y: jax.Array) -> jax.Array:
     """The iteration's starting images ``cell.init(y)`` (jitted)."""
@@ -56,7 +63,8 @@ def train_implicit(model: Implicit, problem: Problem, cfg: ImagingConfig, seed: 
 
     def sample(step: int, key: jax.Array) -> tuple[jax.Array, ...]:
         rng = np.random.default_rng((seed, step))
-        reset(bank.refresh(cfg.refresh, rng))
+        if step % cfg.refresh_every == 0:
+            reset(bank.refresh(cfg.refresh, rng))
         index = bank.sample(cfg.batch, rng)
         ages.extend(int(a) for a in age[index])
         y = jnp.asarray(bank.y[index])
@@ -75,7 +83,7 @@ def train_implicit(model: Implicit, problem: Problem, cfg: ImagingConfig, seed: 
         latest["model"] = current
 
     config = TrainConfig(steps=cfg.steps, seed=seed, log_every=max(1, cfg.steps // 20), eval_every=1)
-    model, history = fit(model, optax.adam(cfg.lr), loss_fn, sample, config, evaluate=keep)
+    model, history = fit(model, optimizer(cfg, cfg.steps), loss_fn, sample, config, evaluate=keep)
     return model, {"losses": history.losses, "mean_age": float(np.mean(ages)), "max_age": int(np.max(ages))}
 
 
@@ -85,7 +93,8 @@ def train_explicit(model: Explicit, problem: Problem, cfg: ImagingConfig, seed: 
 
     def sample(step: int, key: jax.Array) -> tuple[jax.Array, jax.Array]:
         rng = np.random.default_rng((seed + 1, step))
-        bank.refresh(cfg.refresh, rng)
+        if step % cfg.refresh_every == 0:
+            bank.refresh(cfg.refresh, rng)
         index = bank.sample(cfg.batch, rng)
         return jnp.asarray(bank.x[index]), jnp.asarray(bank.y[index])
 
@@ -94,5 +103,5 @@ def train_explicit(model: Explicit, problem: Problem, cfg: ImagingConfig, seed: 
         return jnp.mean((net(y) - x) ** 2)
 
     config = TrainConfig(steps=cfg.explicit_steps, seed=seed + 1, log_every=max(1, cfg.explicit_steps // 20))
-    model, history = fit(model, optax.adam(cfg.lr), loss_fn, sample, config)
+    model, history = fit(model, optimizer(cfg, cfg.explicit_steps), loss_fn, sample, config)
     return model, {"losses": history.losses}

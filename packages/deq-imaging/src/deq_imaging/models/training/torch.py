@@ -34,6 +34,14 @@ def backward_option(cfg: ImagingConfig) -> Any:
     return cfg.backward
 
 
+def optimizer(model: torch.nn.Module, cfg: ImagingConfig, steps: int) -> tuple[Any, Any]:
+    """Adam at ``cfg.lr`` and its schedule over ``steps`` (cosine annealing to zero, or none)."""
+    adam = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    if cfg.lr_schedule == "constant":
+        return adam, None
+    return adam, torch.optim.lr_scheduler.CosineAnnealingLR(adam, T_max=steps)
+
+
 class WarmBank:
     """A :class:`PatchBank` plus each entry's cached iterate (on the device) and its age in iterations."""
 
@@ -72,7 +80,8 @@ def train_implicit(model: Implicit, problem: Problem, cfg: ImagingConfig, device
 
     def sample(step: int, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
         rng = np.random.default_rng((seed, step))
-        warm.reset(warm.bank.refresh(cfg.refresh, rng))
+        if step % cfg.refresh_every == 0:
+            warm.reset(warm.bank.refresh(cfg.refresh, rng))
         index = warm.bank.sample(cfg.batch, rng)
         ages.extend(int(a) for a in warm.age[index])
         where = torch.as_tensor(index, device=device)
@@ -86,12 +95,14 @@ def train_implicit(model: Implicit, problem: Problem, cfg: ImagingConfig, device
         warm.store(where, z.detach(), cfg.warm_iters + 1)
         return torch.mean((z - x) ** 2)
 
+    adam, schedule = optimizer(model, cfg, cfg.steps)
     history = fit(
         model,
-        torch.optim.Adam(model.parameters(), lr=cfg.lr),
+        adam,
         loss_fn,
         sample,
         TrainConfig(steps=cfg.steps, seed=seed, log_every=max(1, cfg.steps // 20)),
+        scheduler=schedule,
     )
     return {"losses": history.losses, "mean_age": float(np.mean(ages)), "max_age": int(np.max(ages))}
 
@@ -102,7 +113,8 @@ def train_explicit(model: Explicit, problem: Problem, cfg: ImagingConfig, device
 
     def sample(step: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         rng = np.random.default_rng((seed + 1, step))
-        bank.refresh(cfg.refresh, rng)
+        if step % cfg.refresh_every == 0:
+            bank.refresh(cfg.refresh, rng)
         index = bank.sample(cfg.batch, rng)
         return torch.tensor(bank.x[index], device=device), torch.tensor(bank.y[index], device=device)
 
@@ -110,11 +122,13 @@ def train_explicit(model: Explicit, problem: Problem, cfg: ImagingConfig, device
         x, y = batch
         return torch.mean((net(y) - x) ** 2)
 
+    adam, schedule = optimizer(model, cfg, cfg.explicit_steps)
     history = fit(
         model,
-        torch.optim.Adam(model.parameters(), lr=cfg.lr),
+        adam,
         loss_fn,
         sample,
         TrainConfig(steps=cfg.explicit_steps, seed=seed + 1, log_every=max(1, cfg.explicit_steps // 20)),
+        scheduler=schedule,
     )
     return {"losses": history.losses}
