@@ -81,8 +81,7 @@ def darcy_sample(config: DarcyConfig, index: int) -> dict[str, np.ndarray]:
 def darcy_chunk(config: dict, start: int, stop: int) -> dict[str, np.ndarray]:
     """Samples ``[start, stop)`` stacked per key (the unit of work sent to an executor)."""
     cfg = DarcyConfig(**config)
-    samples = [darcy_sample(cfg, i) for i in range(start, stop)]
-    return {k: np.stack([s[k] for s in samples]) for k in samples[0]}
+    return store.stack_samples([darcy_sample(cfg, i) for i in range(start, stop)])
 
 
 def generate_darcy(

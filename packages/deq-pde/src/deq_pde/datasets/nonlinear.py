@@ -86,8 +86,7 @@ def nonlinear_sample(config: NonlinearConfig, index: int) -> dict[str, np.ndarra
 def nonlinear_chunk(config: dict, start: int, stop: int) -> dict[str, np.ndarray]:
     """Samples ``[start, stop)`` stacked per key (the unit of work sent to an executor)."""
     cfg = NonlinearConfig(**config)
-    samples = [nonlinear_sample(cfg, i) for i in range(start, stop)]
-    return {k: np.stack([s[k] for s in samples]) for k in samples[0]}
+    return store.stack_samples([nonlinear_sample(cfg, i) for i in range(start, stop)])
 
 
 def generate_nonlinear(

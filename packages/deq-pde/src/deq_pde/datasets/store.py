@@ -6,14 +6,14 @@ import concurrent.futures as cf
 import hashlib
 import json
 import multiprocessing
-import os
 import re
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
+
+from deq_core.files import atomic_path, atomic_write
 
 MANIFEST = "manifest.json"
 FORMAT = "deq-pde-dataset"
@@ -25,20 +25,6 @@ ChunkWorker = Callable[..., dict[str, np.ndarray]]
 def config_hash(config: dict) -> str:
     """SHA-256 of the config's canonical JSON (sorted keys)."""
     return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
-
-
-def _atomic_write(path: Path, write: Callable) -> None:
-    """Write ``path`` through ``write(fileobj)`` into a temporary file in the same folder, then rename."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def read_manifest(folder: str | Path) -> dict:
@@ -56,9 +42,7 @@ def read_manifest(folder: str | Path) -> dict:
 
 
 def _write_manifest(folder: Path, manifest: dict) -> None:
-    _atomic_write(
-        folder / MANIFEST, lambda f: f.write(json.dumps(manifest, indent=2, sort_keys=True).encode())
-    )
+    atomic_write(folder / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True))
 
 
 def _open_manifest(folder: Path, kind: str, config: dict) -> dict:
@@ -145,7 +129,9 @@ def generate(
                 for future in cf.as_completed(futures):
                     start, stop = futures[future]
                     arrays = future.result()
-                    _atomic_write(_chunk_path(folder, start, stop), lambda f, a=arrays: np.savez(f, **a))
+                    target = _chunk_path(folder, start, stop)
+                    with atomic_path(target) as temporary, open(temporary, "wb") as f:
+                        np.savez(f, **arrays)  # a file object: savez would add ".npz" to a temporary name
                     if start in done and done[start] < stop:
                         _chunk_path(folder, start, done[start]).unlink(missing_ok=True)
                     bar.update(stop - start)
@@ -158,10 +144,22 @@ def generate(
     return folder
 
 
-def load(folder: str | Path, keys: tuple[str, ...], num_samples: int | None = None) -> tuple[np.ndarray, ...]:
-    """Arrays ``keys`` of the first ``num_samples`` samples (default: all generated), concatenated."""
+def stack_samples(samples: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """One chunk from its samples: each key's arrays stacked along a new leading axis."""
+    return {k: np.stack([s[k] for s in samples]) for k in samples[0]}
+
+
+def load(
+    folder: str | Path, keys: tuple[str, ...], num_samples: int | None = None, kind: str | None = None
+) -> tuple[np.ndarray, ...]:
+    """Arrays ``keys`` of the first ``num_samples`` samples (default: all generated), concatenated.
+
+    With ``kind``, a folder holding another kind of dataset is an error.
+    """
     folder = Path(folder)
     manifest = read_manifest(folder)
+    if kind is not None and manifest.get("kind") != kind:
+        raise ValueError(f"{folder} does not hold a {kind!r} dataset (it holds {manifest.get('kind')!r})")
     total = manifest["num_samples"]
     n = total if num_samples is None else num_samples
     if not 1 <= n <= total:
