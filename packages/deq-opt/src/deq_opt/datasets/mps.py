@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 
+from deq_core.files import atomic_write
 from deq_opt.operators.lp import LinearProgram
 
 __all__ = ["MPSFormatError", "read_mps", "write_mps", "parse_mps"]
@@ -429,16 +429,7 @@ def write_mps(lp: LinearProgram, path: str | os.PathLike[str], fmt: str = "free"
     """Write ``lp`` to an MPS file atomically; reading it back reproduces the LP exactly."""
     if fmt not in ("free", "fixed"):
         raise ValueError(f"MPS format must be 'free' or 'fixed', got {fmt!r}")
-    path = Path(path)
-    text = mps_text(lp, fmt)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, mps_text(lp, fmt))
 
 
 def mps_text(lp: LinearProgram, fmt: str = "free") -> str:
