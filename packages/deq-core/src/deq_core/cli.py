@@ -48,7 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("domain", help="domain name (see `deq list`)")
     run.add_argument("--task", help="task of the domain (default: its first task)")
-    run.add_argument("--quick", action="store_true", help="small configuration (seconds to a minute)")
+    run.add_argument("--quick", action="store_true", help="small configuration (minutes on a 2-core CPU)")
     run.add_argument("--backend", help="torch or jax (default: $DEQ_BACKEND, else the first installed)")
     run.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     run.add_argument("--out", type=Path, help="output folder (default: runs/DOMAIN-TASK-BACKEND)")

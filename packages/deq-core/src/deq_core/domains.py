@@ -37,7 +37,7 @@ class DomainPlugin(Protocol):
     tasks: Mapping[str, str]
 
     def default_config(self, task: str, quick: bool) -> dict[str, Any]:
-        """The configuration of ``task``; ``quick`` asks for a run of seconds to a minute."""
+        """The configuration of ``task``; ``quick`` asks for a run of minutes on a 2-core CPU."""
 
     def run(
         self, task: str, config: dict[str, Any], backend: str, device: str, out_dir: Path, seed: int
