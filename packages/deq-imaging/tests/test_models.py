@@ -43,6 +43,8 @@ def test_bad_config_values_name_the_field():
         parse_config(default_config("deblur", True) | {"lr_schedule": "step"})
     with pytest.raises(ValueError, match="refresh_every"):
         parse_config(default_config("ct", True) | {"refresh_every": 0})
+    with pytest.raises(ValueError, match="start"):
+        parse_config(default_config("ct", True) | {"start": "fbp"})
 
 
 def test_fourier_directions_follow_singular_values():
@@ -116,6 +118,62 @@ def test_jax_models_shapes_and_gradients(task, over):
         leaves = jax.tree.leaves(eqx.filter(grads, eqx.is_inexact_array))
         assert all(bool(jnp.all(jnp.isfinite(g))) for g in leaves)
         assert any(float(jnp.abs(g).sum()) > 0 for g in leaves)
+
+
+@pytest.mark.parametrize("spectral", [False, True])
+def test_jax_denoiser_nhwc_layout_matches_its_layers(spectral):
+    """The denoiser runs its ``eqx.nn.Conv2d`` layers in NHWC layout (fast in XLA:CPU loops); the result
+    equals the layers' own NCHW call."""
+    jax = pytest.importorskip("jax")
+    import jax.numpy as jnp
+
+    from deq_core.jax.regularizers import SpectralNorm
+    from deq_imaging.models.jax import Denoiser
+
+    net = Denoiser(jax.random.key(0), 2, 8, 3, spectral=spectral)
+    x = jax.random.uniform(jax.random.key(1), (3, 2, 10, 12))
+    sigma = jnp.asarray(0.1)
+    h = jnp.concatenate([x, jnp.full((3, 1, 10, 12), 0.1)], axis=1)
+    for i, layer in enumerate(net.layers):
+        layer = layer.normalized() if isinstance(layer, SpectralNorm) else layer
+        h = jax.vmap(layer)(h)
+        h = jax.nn.relu(h) if i < len(net.layers) - 1 else h
+    np.testing.assert_allclose(np.asarray(net(x, sigma)), np.asarray(x - h), atol=1e-5)
+
+
+@pytest.mark.parametrize("backend", ["torch", "jax"])
+def test_zero_start_and_explicit_on_the_direct_reconstruction(backend):
+    """``start="zero"`` starts the DEQ from zero images; the explicit twin always takes the direct
+    reconstruction (FBP for CT) whatever the DEQ's start."""
+    if not _has(backend):
+        pytest.skip(f"{backend} not installed")
+    cfg = _cfg("ct", start="zero")
+    problem = make_problem("ct", cfg, 0)
+    if backend == "torch":
+        import torch
+
+        from deq_imaging.models import torch as models
+
+        cell = models.build_cell(problem.spec, cfg)
+        y = torch.as_tensor(problem.test_y)
+    else:
+        import jax
+        import jax.numpy as jnp
+
+        from deq_imaging.models import jax as models
+
+        cell = models.build_cell(problem.spec, cfg, jax.random.key(0))
+        y = jnp.asarray(problem.test_y)
+    start, direct = np.asarray(cell.init(y)), np.asarray(cell.family.direct(y))
+    assert start.shape == direct.shape == problem.test_x.shape
+    assert not start.any() and np.abs(direct).max() > 0.1
+    explicit = models.Explicit(cell)
+    once, expected = explicit(y), cell(cell.family.direct(y), y)
+    if backend == "torch":
+        once, expected = once.detach(), expected.detach()
+    np.testing.assert_allclose(np.asarray(once), np.asarray(expected), atol=1e-6)
+    with pytest.raises(ValueError, match="start"):
+        cell.family.init(y, "fbp")
 
 
 @pytest.mark.parametrize("backend", ["torch", "jax"])

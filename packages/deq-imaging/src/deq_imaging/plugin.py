@@ -21,7 +21,7 @@ from deq_imaging.models.config import TASKS, default_config, parse_config
 
 def _grid_columns(problem: Any, result: dict[str, Any], baselines: dict[str, Any], k: int) -> list:
     """clean | degraded (or FBP for CT) | best baseline | DEQ at the grid budgets and K."""
-    degraded = ("FBP", result["start_images"]) if problem.task == "ct" else ("degraded", problem.test_y)
+    degraded = ("FBP", result["direct"]) if problem.task == "ct" else ("degraded", problem.test_y)
     columns = [("clean", problem.test_x), degraded]
     if baselines:
         best = max(baselines, key=lambda name: baselines[name]["value"])

@@ -120,7 +120,7 @@ def _train_and_evaluate(problem: Problem, cfg: ImagingConfig, seed: int) -> dict
     curve = per_budget(implicit, test_y, problem.test_x, budgets, keep)
     run_explicit = eqx.filter_jit(lambda m, a: m(a))
     explicit_out = np.asarray(run_explicit(explicit, test_y))
-    start_out = np.asarray(start_images(implicit.deq.cell, test_y))
+    direct = np.asarray(implicit.deq.cell.family.direct(test_y))
     explicit_psnr, explicit_ssim = _scores(explicit_out, problem.test_x)
     seconds["evaluate"] = time.perf_counter() - start
 
@@ -169,7 +169,7 @@ def _train_and_evaluate(problem: Problem, cfg: ImagingConfig, seed: int) -> dict
         "ssim": curve["ssim"],
         "residual": curve["residual"],
         "outputs": curve["outputs"],
-        "start_images": start_out,
+        "direct": direct,
         "explicit": {"psnr": explicit_psnr, "ssim": explicit_ssim, "output": explicit_out},
         "lipschitz": lipschitz,
         "directions": direction_info,

@@ -116,7 +116,7 @@ def train_and_evaluate(problem: Problem, cfg: ImagingConfig, device: str, seed: 
     )
     with torch.no_grad():
         explicit_out = explicit(test_y).cpu().numpy()
-        start_images = implicit.deq.cell.init(test_y).cpu().numpy()
+        direct = implicit.deq.cell.family.direct(test_y).cpu().numpy()
     explicit_psnr, explicit_ssim = _scores(explicit_out, problem.test_x)
     seconds["evaluate"] = time.perf_counter() - start
 
@@ -157,7 +157,7 @@ def train_and_evaluate(problem: Problem, cfg: ImagingConfig, device: str, seed: 
         "ssim": curve["ssim"],
         "residual": curve["residual"],
         "outputs": curve["outputs"],
-        "start_images": start_images,
+        "direct": direct,
         "explicit": {"psnr": explicit_psnr, "ssim": explicit_ssim, "output": explicit_out},
         "lipschitz": lipschitz,
         "directions": direction_info,

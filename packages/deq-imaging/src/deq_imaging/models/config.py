@@ -17,6 +17,7 @@ MODELS = ("hqs", "pgd")
 DATA_STEPS = ("auto", "prox", "cg", "richardson")
 BACKWARDS = ("implicit", "jfb", "phantom", "unroll")
 SCHEDULES = ("constant", "cosine")
+STARTS = ("direct", "zero")
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,9 @@ class ImagingConfig:
     ``model`` is ``hqs`` (data step ``(A*A + mu I)^-1 (A*y + mu z)``: exact by FFT for blur/identity, or
     ``cg_steps`` inner steps from ``z``: conjugate gradient when ``data_step`` is ``cg`` or the operator
     has no closed form, fixed-step gradient steps, a linear nonexpansive map of ``z``, when it is
-    ``richardson``) or ``pgd`` (``z - eta A*(A z - y)``); the denoiser is a residual CNN with
+    ``richardson``) or ``pgd`` (``z - eta A*(A z - y)``), iterated from ``start``: the direct reconstruction
+    (``direct``: the measurement, or FBP for CT) or zero images (``zero``; the explicit twin always takes the
+    direct reconstruction); the denoiser is a residual CNN with
     ``depth`` 3x3 conv layers of ``features`` channels and a noise-level input channel. Training keeps a
     bank of ``bank_size`` patches whose iterates are cached: every ``refresh_every`` steps ``refresh``
     patches are replaced (their iterates restart from the start image); each step advances the batch's
@@ -52,6 +55,7 @@ class ImagingConfig:
     model: str = "hqs"
     data_step: str = "auto"
     cg_steps: int = 5
+    start: str = "direct"
     features: int = 32
     depth: int = 6
     spectral_norm: bool = False
@@ -89,6 +93,7 @@ class ImagingConfig:
             ("data_step", self.data_step, DATA_STEPS),
             ("backward", self.backward, BACKWARDS),
             ("lr_schedule", self.lr_schedule, SCHEDULES),
+            ("start", self.start, STARTS),
         ):
             if value not in valid:
                 raise ValueError(f"ImagingConfig.{name} must be one of {valid}, got {value!r}")
@@ -132,6 +137,7 @@ _TASK_DEFAULTS: dict[str, dict[str, Any]] = {
         "refresh_every": 2,
         "data_step": "richardson",
         "cg_steps": 4,
+        "start": "zero",
     },
 }
 _QUICK = {
@@ -149,22 +155,23 @@ _QUICK = {
     "lipschitz_samples": 2,
     "scales": (0.01,),
     "power_iters": 0,
-    "bm3d_grid": (0.2, 0.4),
     "bm3d_tune_images": 2,
 }
 _QUICK_TASK = {
+    "deblur": {"bm3d_grid": (0.2, 0.4)},  # BM3D-PnP prior weight
+    "denoise": {"bm3d_grid": (0.075, 0.1, 0.15)},  # the noise std BM3D assumes (true: 25/255)
     "ct": {
         "image_size": 64,
         "patch_size": 64,
         "batch": 4,
         "bank_size": 32,
         "refresh": 1,
-        "refresh_every": 4,
+        "refresh_every": 16,
         "data_step": "richardson",
         "cg_steps": 4,
         "steps": 400,
         "explicit_steps": 400,
-    }
+    },
 }
 _SMOKE = {
     "image_size": 32,

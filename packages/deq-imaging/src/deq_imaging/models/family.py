@@ -44,7 +44,19 @@ class OperatorFamily:
         self.get(measurement_shape)
         return self._norms[tuple(int(s) for s in measurement_shape[-2:])]
 
-    def init(self, y: Any) -> Any:
-        """The starting image: FBP of the sinogram for CT, the measurement itself otherwise."""
+    def direct(self, y: Any) -> Any:
+        """The direct reconstruction: FBP of the sinogram for CT, the measurement itself otherwise."""
         op = self.get(y.shape)
         return op.fbp(y) if self.spec.kind == "radon" else y
+
+    def init(self, y: Any, start: str = "direct") -> Any:
+        """The iteration's starting image: the :meth:`direct` reconstruction, or zeros (``start="zero"``)."""
+        if start == "zero":
+            return self.zeros(y, self.get(y.shape).image_shape)
+        if start != "direct":
+            raise ValueError(f"start must be 'direct' or 'zero', got {start!r}")
+        return self.direct(y)
+
+    def zeros(self, y: Any, image_shape: tuple[int, int]) -> Any:
+        """Zero images (N, C, *image_shape) in ``y``'s dtype and device (backend-specific)."""
+        raise NotImplementedError

@@ -4,8 +4,9 @@
 operator has ``data_prox``, else ``cg_steps`` conjugate-gradient steps from ``z``); ``PGDCell``:
 ``z <- D(z - eta A*(A z - y), sigma)``. ``mu``, ``eta`` and the denoiser's noise level ``sigma`` are
 learnable (log-parametrised; ``mu`` and ``eta`` relative to ``||A||^2``). ``Implicit`` is the DEQ of a cell
-started from ``cell.init(y)`` (the measurement for blur/denoise, FBP for CT); ``Explicit`` applies the same
-cell once to that input: the same network and parameter count, trained as a one-shot model.
+started from ``cell.init(y)`` (the direct reconstruction: the measurement for blur/denoise, FBP for CT; or
+zeros); ``Explicit`` applies the same cell once to the direct reconstruction: the same network and
+parameter count, trained as a one-shot model.
 """
 
 from __future__ import annotations
@@ -27,6 +28,10 @@ class OperatorFamily(family.OperatorFamily):
     """The torch operators of a task."""
 
     operators = ops
+
+    def zeros(self, y: torch.Tensor, image_shape: tuple[int, int]) -> torch.Tensor:
+        """Zero images (N, C, *image_shape) like ``y``."""
+        return y.new_zeros((*y.shape[:-2], *image_shape))
 
 
 class Denoiser(nn.Module):
@@ -92,14 +97,14 @@ def richardson(
 class _Cell(nn.Module):
     """Shared parts of the cells: operators, denoiser, learnable noise level."""
 
-    def __init__(self, family: OperatorFamily, denoiser: Denoiser, sigma0: float):
+    def __init__(self, family: OperatorFamily, denoiser: Denoiser, sigma0: float, start: str = "direct"):
         super().__init__()
-        self.family, self.denoiser = family, denoiser
+        self.family, self.denoiser, self.start = family, denoiser, start
         self.log_sigma = nn.Parameter(torch.tensor(math.log(sigma0)))
 
     def init(self, y: torch.Tensor) -> torch.Tensor:
-        """The starting image of the iteration for measurements ``y``."""
-        return self.family.init(y)
+        """The starting image of the iteration for measurements ``y`` (``direct`` or ``zero``)."""
+        return self.family.init(y, self.start)
 
     def sigma(self) -> torch.Tensor:
         """The denoiser's learned noise level."""
@@ -117,10 +122,11 @@ class HQSCell(_Cell):
         sigma0: float,
         cg_steps: int = 0,
         inner: str = "cg",
+        start: str = "direct",
     ):
         """``cg_steps`` > 0 replaces the closed-form proximal step by that many ``inner`` steps (``cg`` or
         ``richardson``)."""
-        super().__init__(family, denoiser, sigma0)
+        super().__init__(family, denoiser, sigma0, start)
         self.log_mu = nn.Parameter(torch.tensor(math.log(mu0)))
         self.cg_steps, self.inner = cg_steps, inner
 
@@ -143,9 +149,11 @@ class HQSCell(_Cell):
 class PGDCell(_Cell):
     """Proximal gradient: ``z <- D(z - eta A*(A z - y), sigma)`` with learnable ``eta`` and ``sigma``."""
 
-    def __init__(self, family: OperatorFamily, denoiser: Denoiser, eta0: float, sigma0: float):
+    def __init__(
+        self, family: OperatorFamily, denoiser: Denoiser, eta0: float, sigma0: float, start: str = "direct"
+    ):
         """``eta0`` is the initial step in units of ``1 / ||A||^2``."""
-        super().__init__(family, denoiser, sigma0)
+        super().__init__(family, denoiser, sigma0, start)
         self.log_eta = nn.Parameter(torch.tensor(math.log(eta0)))
 
     def data_step(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -178,7 +186,7 @@ class Implicit(nn.Module):
 
 
 class Explicit(nn.Module):
-    """The same cell applied once to its starting image: a one-shot network of the same size."""
+    """The same cell applied once to the direct reconstruction: a one-shot network of the same size."""
 
     def __init__(self, cell: _Cell):
         """Wrap a freshly initialised cell."""
@@ -186,8 +194,8 @@ class Explicit(nn.Module):
         self.cell = cell
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
-        """``cell(init(y), y)``."""
-        return self.cell(self.cell.init(y), y)
+        """``cell(direct(y), y)``."""
+        return self.cell(self.cell.family.direct(y), y)
 
 
 def build_cell(spec: Any, cfg: Any, channels: int = 1) -> _Cell:
@@ -195,7 +203,7 @@ def build_cell(spec: Any, cfg: Any, channels: int = 1) -> _Cell:
     family = OperatorFamily(spec)
     denoiser = Denoiser(channels, cfg.features, cfg.depth, cfg.spectral_norm)
     if cfg.model == "pgd":
-        return PGDCell(family, denoiser, cfg.eta0, cfg.sigma0)
+        return PGDCell(family, denoiser, cfg.eta0, cfg.sigma0, cfg.start)
     closed_form = spec.kind in ("identity", "blur") and cfg.data_step in ("auto", "prox")
     if cfg.data_step == "prox" and not closed_form:
         raise ValueError(
@@ -203,7 +211,8 @@ def build_cell(spec: Any, cfg: Any, channels: int = 1) -> _Cell:
             "(use cg or richardson)"
         )
     inner = "richardson" if cfg.data_step == "richardson" else "cg"
-    return HQSCell(family, denoiser, cfg.mu0, cfg.sigma0, 0 if closed_form else cfg.cg_steps, inner)
+    steps = 0 if closed_form else cfg.cg_steps
+    return HQSCell(family, denoiser, cfg.mu0, cfg.sigma0, steps, inner, cfg.start)
 
 
 def count_parameters(model: nn.Module) -> int:
