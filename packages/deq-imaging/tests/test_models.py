@@ -45,6 +45,8 @@ def test_bad_config_values_name_the_field():
         parse_config(default_config("ct", True) | {"refresh_every": 0})
     with pytest.raises(ValueError, match="start"):
         parse_config(default_config("ct", True) | {"start": "fbp"})
+    with pytest.raises(ValueError, match="unrolled_stages"):
+        parse_config(default_config("ct", True) | {"unrolled_stages": -1})
 
 
 def test_fourier_directions_follow_singular_values():
@@ -177,6 +179,39 @@ def test_zero_start_and_explicit_on_the_direct_reconstruction(backend):
 
 
 @pytest.mark.parametrize("backend", ["torch", "jax"])
+def test_unrolled_chains_untied_cells(backend):
+    """``Unrolled`` applies its K cells in order from the first cell's start and holds K cells' parameters."""
+    if not _has(backend):
+        pytest.skip(f"{backend} not installed")
+    cfg = _cfg("deblur")
+    problem = make_problem("deblur", cfg, 0)
+    if backend == "torch":
+        import torch
+
+        from deq_imaging.models import torch as models
+
+        cells = [models.build_cell(problem.spec, cfg) for _ in range(3)]
+        y, as_numpy = torch.as_tensor(problem.test_y), lambda a: a.detach().numpy()
+    else:
+        import jax
+        import jax.numpy as jnp
+
+        from deq_imaging.models import jax as models
+
+        cells = [models.build_cell(problem.spec, cfg, k) for k in jax.random.split(jax.random.key(0), 3)]
+        y, as_numpy = jnp.asarray(problem.test_y), np.asarray
+    unrolled = models.Unrolled(cells)
+    assert models.count_parameters(unrolled) == 3 * models.count_parameters(models.Explicit(cells[0]))
+    expected = cells[2](cells[1](cells[0](cells[0].init(y), y), y), y)
+    np.testing.assert_allclose(as_numpy(unrolled(y)), as_numpy(expected), atol=1e-6)
+    assert not np.allclose(
+        as_numpy(unrolled(y)), as_numpy(cells[0](cells[0](cells[0](cells[0].init(y), y), y), y))
+    )
+    with pytest.raises(ValueError, match="at least one cell"):
+        models.Unrolled([])
+
+
+@pytest.mark.parametrize("backend", ["torch", "jax"])
 def test_richardson_data_step_is_nonexpansive_and_converges(backend):
     """Richardson steps approach the CG solution of the CT normal equations and never expand a difference
     of starting images (the CG step, whose step size depends on ``z``, does not have that guarantee)."""
@@ -224,6 +259,9 @@ def test_plugin_smoke_run(task, tmp_path, monkeypatch):
     validate_report(report)
     assert report["iterations"] == [1, 2, 4]
     assert report["params"]["implicit"] == report["params"]["explicit"]
+    unrolled = report["extra"]["unrolled"]  # the smoke config trains a 2-stage unrolled network
+    assert unrolled["stages"] == 2 and unrolled["params"] == 2 * report["params"]["explicit"]
+    assert np.isfinite(unrolled["psnr"]) and "train_unrolled" in report["extra"]["seconds_per_phase"]
     assert report["quality"]["baselines"]
     assert (tmp_path / "grid.png").stat().st_size > 0
 

@@ -20,13 +20,16 @@ from deq_imaging.models.config import TASKS, default_config, parse_config
 
 
 def _grid_columns(problem: Any, result: dict[str, Any], baselines: dict[str, Any], k: int) -> list:
-    """clean | degraded (or FBP for CT) | best baseline | DEQ at the grid budgets and K."""
+    """clean | degraded (or FBP for CT) | best baseline | explicit | unrolled (if trained) | DEQ at the grid
+    budgets and K."""
     degraded = ("FBP", result["direct"]) if problem.task == "ct" else ("degraded", problem.test_y)
     columns = [("clean", problem.test_x), degraded]
     if baselines:
         best = max(baselines, key=lambda name: baselines[name]["value"])
         columns.append((best, baselines[best]["output"]))
     columns.append(("explicit", result["explicit"]["output"]))
+    if result["unrolled"]:
+        columns.append((f"unrolled K={result['unrolled']['stages']}", result["unrolled"]["output"]))
     for t in sorted(set(result["outputs"]) - {result["iterations"][-1]} | {k}):
         if t in result["outputs"]:
             columns.append((f"DEQ t={t}", result["outputs"][t]))
@@ -81,6 +84,7 @@ def run(
         "training_budget": cfg.max_iter,
         "train": result["train"],
         "learned": result["learned"],
+        "unrolled": result["unrolled"] and {k: v for k, v in result["unrolled"].items() if k != "output"},
         "lipschitz_directions": result["directions"],
         "seconds_per_phase": seconds,
         "figures": {"grid": str(figure)},

@@ -19,21 +19,16 @@ import numpy as np
 from deq_core.analysis.lipschitz import summarize_ratios
 from deq_core.jax.analysis import lipschitz_summary, local_lipschitz
 from deq_imaging.datasets.problem import Problem
-from deq_imaging.evaluation.metrics import psnr, ssim
+from deq_imaging.evaluation.metrics import mean_scores, scored
 from deq_imaging.evaluation.perturbations import fourier_directions
 from deq_imaging.models.config import ImagingConfig
-from deq_imaging.models.jax import Explicit, Implicit, build_cell, count_parameters
+from deq_imaging.models.jax import Explicit, Implicit, Unrolled, build_cell, count_parameters
 from deq_imaging.models.training.jax import backward_option, start_images, train_explicit, train_implicit
 
 
 @eqx.filter_jit
 def _apply(cell: eqx.Module, z: jax.Array, y: jax.Array) -> jax.Array:
     return cell(z, y)
-
-
-def _scores(output: np.ndarray, clean: np.ndarray) -> tuple[float, float]:
-    output = np.clip(output, 0.0, 1.0)
-    return float(np.mean(psnr(output, clean))), float(np.mean(ssim(output, clean)))
 
 
 def _picard(model: Implicit) -> bool:
@@ -61,7 +56,7 @@ def per_budget(
             previous, z = (budget(model, y, t - 1) if t > 1 else start_images(cell, y)), budget(model, y, t)
         done = t
         out = np.asarray(z)
-        q, s = _scores(out, clean)
+        q, s = mean_scores(out, clean)
         quality.append(q)
         similarity.append(s)
         if t in keep:
@@ -92,8 +87,23 @@ def lipschitz_per_budget(
     return out
 
 
+def train_unrolled(problem: Problem, cfg: ImagingConfig, seed: int) -> dict[str, Any]:
+    """Build (seeded apart from the other models), train and score on the test set the unrolled network of
+    ``cfg.unrolled_stages`` untied cells."""
+    keys = jax.random.split(jax.random.fold_in(jax.random.key(seed), 2), cfg.unrolled_stages)
+    model = Unrolled([build_cell(problem.spec, cfg, key) for key in keys])
+    start = time.perf_counter()
+    model, log = train_explicit(model, problem, cfg, seed)
+    seconds = time.perf_counter() - start
+    model = eqx.nn.inference_mode(model)
+    output = np.asarray(eqx.filter_jit(lambda m, a: m(a))(model, jnp.asarray(problem.test_y)))
+    fields = {"stages": cfg.unrolled_stages, "params": count_parameters(model), "train_seconds": seconds}
+    return scored(output, problem.test_x, losses=log["losses"], **fields)
+
+
 def train_and_evaluate(problem: Problem, cfg: ImagingConfig, device: str, seed: int) -> dict[str, Any]:
-    """Train both models, then measure quality and Lipschitz estimates per budget on the test set."""
+    """Train the models (the DEQ, its explicit twin and, if asked, the unrolled network), then measure
+    quality and Lipschitz estimates per budget on the test set."""
     with jax.default_device(jax.devices("gpu" if device == "cuda" else device)[0]):
         return _train_and_evaluate(problem, cfg, seed)
 
@@ -111,6 +121,9 @@ def _train_and_evaluate(problem: Problem, cfg: ImagingConfig, seed: int) -> dict
     start = time.perf_counter()
     explicit, explicit_log = train_explicit(explicit, problem, cfg, seed)
     seconds["train_explicit"] = time.perf_counter() - start
+    unrolled = train_unrolled(problem, cfg, seed) if cfg.unrolled_stages else None
+    if unrolled:
+        seconds["train_unrolled"] = unrolled["train_seconds"]
     implicit, explicit = eqx.nn.inference_mode(implicit), eqx.nn.inference_mode(explicit)
 
     start = time.perf_counter()
@@ -121,7 +134,7 @@ def _train_and_evaluate(problem: Problem, cfg: ImagingConfig, seed: int) -> dict
     run_explicit = eqx.filter_jit(lambda m, a: m(a))
     explicit_out = np.asarray(run_explicit(explicit, test_y))
     direct = np.asarray(implicit.deq.cell.family.direct(test_y))
-    explicit_psnr, explicit_ssim = _scores(explicit_out, problem.test_x)
+    explicit_scores = scored(explicit_out, problem.test_x)
     seconds["evaluate"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -170,7 +183,8 @@ def _train_and_evaluate(problem: Problem, cfg: ImagingConfig, seed: int) -> dict
         "residual": curve["residual"],
         "outputs": curve["outputs"],
         "direct": direct,
-        "explicit": {"psnr": explicit_psnr, "ssim": explicit_ssim, "output": explicit_out},
+        "explicit": explicit_scores,
+        "unrolled": unrolled,
         "lipschitz": lipschitz,
         "directions": direction_info,
         "params": {"implicit": count_parameters(implicit), "explicit": count_parameters(explicit)},

@@ -30,3 +30,15 @@ def ssim(estimate: np.ndarray, reference: np.ndarray) -> np.ndarray:
         raise ValueError(f"ssim: images of shape {est.shape[2:]} are too small (need at least 3x3)")
     kw = {"data_range": 1.0, "win_size": win, "channel_axis": 0}
     return np.array([structural_similarity(r, e, **kw) for e, r in zip(est, ref, strict=True)])
+
+
+def mean_scores(output: np.ndarray, clean: np.ndarray) -> tuple[float, float]:
+    """Mean PSNR and mean SSIM of ``output`` clipped to [0, 1] against ``clean``."""
+    output = np.clip(output, 0.0, 1.0)
+    return float(np.mean(psnr(output, clean))), float(np.mean(ssim(output, clean)))
+
+
+def scored(output: np.ndarray, clean: np.ndarray, **fields: object) -> dict:
+    """``fields`` plus the ``output`` and its mean ``psnr`` and ``ssim`` against ``clean``."""
+    value, similarity = mean_scores(output, clean)
+    return {**fields, "psnr": value, "ssim": similarity, "output": output}

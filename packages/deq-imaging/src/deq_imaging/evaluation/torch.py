@@ -17,16 +17,11 @@ import torch
 from deq_core.analysis.lipschitz import summarize_ratios
 from deq_core.torch.analysis import lipschitz_summary, local_lipschitz
 from deq_imaging.datasets.problem import Problem
-from deq_imaging.evaluation.metrics import psnr, ssim
+from deq_imaging.evaluation.metrics import mean_scores, scored
 from deq_imaging.evaluation.perturbations import fourier_directions
 from deq_imaging.models.config import ImagingConfig
-from deq_imaging.models.torch import Explicit, Implicit, build_cell, count_parameters
+from deq_imaging.models.torch import Explicit, Implicit, Unrolled, build_cell, count_parameters
 from deq_imaging.models.training.torch import backward_option, train_explicit, train_implicit
-
-
-def _scores(output: np.ndarray, clean: np.ndarray) -> tuple[float, float]:
-    output = np.clip(output, 0.0, 1.0)
-    return float(np.mean(psnr(output, clean))), float(np.mean(ssim(output, clean)))
 
 
 def _picard(model: Implicit) -> bool:
@@ -55,7 +50,7 @@ def per_budget(
                 previous, z = (model.budget(y, t - 1) if t > 1 else cell.init(y)), model.budget(y, t)
             done = t
             out = z.cpu().numpy()
-            q, s = _scores(out, clean)
+            q, s = mean_scores(out, clean)
             quality.append(q)
             similarity.append(s)
             if t in keep:
@@ -91,8 +86,25 @@ def lipschitz_per_budget(
     return out
 
 
+def train_unrolled(problem: Problem, cfg: ImagingConfig, device: str, seed: int) -> dict[str, Any]:
+    """Build (seeded apart from the other models), train and score on the test set the unrolled network of
+    ``cfg.unrolled_stages`` untied cells."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed + 2)
+        model = Unrolled([build_cell(problem.spec, cfg) for _ in range(cfg.unrolled_stages)]).to(device)
+    start = time.perf_counter()
+    log = train_explicit(model, problem, cfg, device, seed)
+    seconds = time.perf_counter() - start
+    model.eval()
+    with torch.no_grad():
+        output = model(torch.as_tensor(problem.test_y, device=device)).cpu().numpy()
+    fields = {"stages": cfg.unrolled_stages, "params": count_parameters(model), "train_seconds": seconds}
+    return scored(output, problem.test_x, losses=log["losses"], **fields)
+
+
 def train_and_evaluate(problem: Problem, cfg: ImagingConfig, device: str, seed: int) -> dict[str, Any]:
-    """Train both models, then measure quality and Lipschitz estimates per budget on the test set."""
+    """Train the models (the DEQ, its explicit twin and, if asked, the unrolled network), then measure
+    quality and Lipschitz estimates per budget on the test set."""
     torch.manual_seed(seed)
     seconds: dict[str, float] = {}
     solve = {"solver": cfg.solver, "backward": backward_option(cfg), "tol": cfg.tol, "max_iter": cfg.max_iter}
@@ -105,6 +117,9 @@ def train_and_evaluate(problem: Problem, cfg: ImagingConfig, device: str, seed: 
     start = time.perf_counter()
     train_log["explicit"] = train_explicit(explicit, problem, cfg, device, seed)
     seconds["train_explicit"] = time.perf_counter() - start
+    unrolled = train_unrolled(problem, cfg, device, seed) if cfg.unrolled_stages else None
+    if unrolled:
+        seconds["train_unrolled"] = unrolled["train_seconds"]
     implicit.eval()
     explicit.eval()
 
@@ -117,7 +132,7 @@ def train_and_evaluate(problem: Problem, cfg: ImagingConfig, device: str, seed: 
     with torch.no_grad():
         explicit_out = explicit(test_y).cpu().numpy()
         direct = implicit.deq.cell.family.direct(test_y).cpu().numpy()
-    explicit_psnr, explicit_ssim = _scores(explicit_out, problem.test_x)
+    explicit_scores = scored(explicit_out, problem.test_x)
     seconds["evaluate"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -158,7 +173,8 @@ def train_and_evaluate(problem: Problem, cfg: ImagingConfig, device: str, seed: 
         "residual": curve["residual"],
         "outputs": curve["outputs"],
         "direct": direct,
-        "explicit": {"psnr": explicit_psnr, "ssim": explicit_ssim, "output": explicit_out},
+        "explicit": explicit_scores,
+        "unrolled": unrolled,
         "lipschitz": lipschitz,
         "directions": direction_info,
         "params": {"implicit": count_parameters(implicit), "explicit": count_parameters(explicit)},

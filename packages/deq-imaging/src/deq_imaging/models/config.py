@@ -36,8 +36,10 @@ class ImagingConfig:
     cached iterates by ``warm_iters`` no-grad solver iterations and backpropagates with ``backward``
     (``jfb``: the gradient of one more cell application; ``implicit``: an adjoint solve of at most
     ``adjoint_iters`` Picard steps). An entry thus lives through about ``batch * refresh_every / refresh``
-    visits of ``warm_iters + 1`` iterations: the depth of the iterates training sees. Both models use Adam
-    at ``lr``, held (``constant``) or annealed to zero (``cosine``) over the run (``lr_schedule``).
+    visits of ``warm_iters + 1`` iterations: the depth of the iterates training sees. The explicit model,
+    and the unrolled network of ``unrolled_stages`` untied cells (if > 0), train for ``explicit_steps`` on
+    fresh patches at the same rate. All models use Adam at ``lr``, held (``constant``) or annealed to zero
+    (``cosine``) over the run (``lr_schedule``).
     ``max_iter`` is the training budget K (the DEQ's own solve); the scaling analysis runs every budget
     in ``budgets`` (up to >= 2K). The BM3D-based baselines tune over ``bm3d_grid`` (empty: their own
     grid) on the first ``bm3d_tune_images`` validation images (0: all), since each grid point costs
@@ -74,6 +76,7 @@ class ImagingConfig:
     batch: int = 8
     steps: int = 2000
     explicit_steps: int = 2000
+    unrolled_stages: int = 0
     lr: float = 1e-3
     lr_schedule: str = "cosine"
     budgets: tuple[int, ...] = (1, 2, 3, 5, 8, 12, 16, 24, 32, 48, 64)
@@ -110,6 +113,9 @@ class ImagingConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"ImagingConfig.{name} must be an integer >= 1, got {value!r}")
+        stages = self.unrolled_stages
+        if isinstance(stages, bool) or not isinstance(stages, int) or stages < 0:
+            raise ValueError(f"ImagingConfig.unrolled_stages must be an integer >= 0, got {stages!r}")
         if self.batch > self.bank_size or self.refresh > self.bank_size:
             raise ValueError(
                 f"ImagingConfig: batch ({self.batch}) and refresh ({self.refresh}) must not exceed "
@@ -197,6 +203,7 @@ _SMOKE = {
     "power_iters": 0,
     "cg_steps": 1,
     "grid_budgets": (1,),
+    "unrolled_stages": 2,
 }
 
 
@@ -207,6 +214,8 @@ def default_config(task: str, quick: bool) -> dict[str, Any]:
     values: dict[str, Any] = dict(_TASK_DEFAULTS[task])
     if quick or smoke():
         values |= _QUICK | _QUICK_TASK.get(task, {})
+    else:
+        values["unrolled_stages"] = 8  # on a GPU the untied comparison is affordable
     if smoke():
         values |= _SMOKE
         if task == "ct":

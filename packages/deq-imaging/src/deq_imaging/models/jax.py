@@ -220,6 +220,26 @@ class Explicit(eqx.Module):
         return self.cell(self.cell.family.direct(y), y)
 
 
+class Unrolled(eqx.Module):
+    """``K`` cells with their own weights applied in sequence from the first cell's start: the untied
+    (unrolled) counterpart of the DEQ, with ``K`` times its parameters, trained by backpropagation."""
+
+    cells: tuple
+
+    def __init__(self, cells: list[eqx.Module]):
+        """Chain ``cells`` (at least one)."""
+        if not cells:
+            raise ValueError("Unrolled needs at least one cell")
+        self.cells = tuple(cells)
+
+    def __call__(self, y: jax.Array) -> jax.Array:
+        """``cell_K(... cell_1(init(y), y) ..., y)``."""
+        z = self.cells[0].init(y)
+        for cell in self.cells:
+            z = cell(z, y)
+        return z
+
+
 def build_cell(spec: Any, cfg: Any, key: jax.Array, channels: int = 1) -> eqx.Module:
     """The cell ``cfg`` describes (an :class:`~deq_imaging.models.config.ImagingConfig`) for ``spec``."""
     family = OperatorFamily(spec)

@@ -6,7 +6,7 @@ operator has ``data_prox``, else ``cg_steps`` conjugate-gradient steps from ``z`
 learnable (log-parametrised; ``mu`` and ``eta`` relative to ``||A||^2``). ``Implicit`` is the DEQ of a cell
 started from ``cell.init(y)`` (the direct reconstruction: the measurement for blur/denoise, FBP for CT; or
 zeros); ``Explicit`` applies the same cell once to the direct reconstruction: the same network and
-parameter count, trained as a one-shot model.
+parameter count, trained as a one-shot model; ``Unrolled`` chains K cells with untied weights.
 """
 
 from __future__ import annotations
@@ -196,6 +196,25 @@ class Explicit(nn.Module):
     def forward(self, y: torch.Tensor) -> torch.Tensor:
         """``cell(direct(y), y)``."""
         return self.cell(self.cell.family.direct(y), y)
+
+
+class Unrolled(nn.Module):
+    """``K`` cells with their own weights applied in sequence from the first cell's start: the untied
+    (unrolled) counterpart of the DEQ, with ``K`` times its parameters, trained by backpropagation."""
+
+    def __init__(self, cells: list[_Cell]):
+        """Chain ``cells`` (at least one)."""
+        super().__init__()
+        if not cells:
+            raise ValueError("Unrolled needs at least one cell")
+        self.cells = nn.ModuleList(cells)
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        """``cell_K(... cell_1(init(y), y) ..., y)``."""
+        z = self.cells[0].init(y)
+        for cell in self.cells:
+            z = cell(z, y)
+        return z
 
 
 def build_cell(spec: Any, cfg: Any, channels: int = 1) -> _Cell:

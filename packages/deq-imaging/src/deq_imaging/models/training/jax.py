@@ -22,7 +22,7 @@ from deq_core.jax.train import fit
 from deq_core.training import TrainConfig
 from deq_imaging.datasets.problem import Problem
 from deq_imaging.models.config import ImagingConfig
-from deq_imaging.models.jax import Explicit, Implicit
+from deq_imaging.models.jax import Explicit, Implicit, Unrolled
 from deq_imaging.models.training.bank import PatchBank
 
 
@@ -87,8 +87,11 @@ def train_implicit(model: Implicit, problem: Problem, cfg: ImagingConfig, seed: 
     return model, {"losses": history.losses, "mean_age": float(np.mean(ages)), "max_age": int(np.max(ages))}
 
 
-def train_explicit(model: Explicit, problem: Problem, cfg: ImagingConfig, seed: int) -> tuple[Explicit, dict]:
-    """Fit the one-shot model on the same kind of bank (fresh patches at the same rate)."""
+def train_explicit(
+    model: Explicit | Unrolled, problem: Problem, cfg: ImagingConfig, seed: int
+) -> tuple[Explicit | Unrolled, dict]:
+    """Fit a model of ``y`` alone (the explicit twin, or the unrolled network) on the same kind of bank
+    (fresh patches at the same rate), backpropagating through the whole model."""
     bank = PatchBank(problem, cfg.bank_size, cfg.patch_size, seed + 5)
 
     def sample(step: int, key: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -98,7 +101,7 @@ def train_explicit(model: Explicit, problem: Problem, cfg: ImagingConfig, seed: 
         index = bank.sample(cfg.batch, rng)
         return jnp.asarray(bank.x[index]), jnp.asarray(bank.y[index])
 
-    def loss_fn(net: Explicit, batch: tuple[jax.Array, jax.Array]) -> jax.Array:
+    def loss_fn(net: Explicit | Unrolled, batch: tuple[jax.Array, jax.Array]) -> jax.Array:
         x, y = batch
         return jnp.mean((net(y) - x) ** 2)
 

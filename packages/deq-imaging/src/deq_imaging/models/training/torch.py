@@ -22,7 +22,7 @@ from deq_core.torch.train import fit
 from deq_core.training import TrainConfig
 from deq_imaging.datasets.problem import Problem
 from deq_imaging.models.config import ImagingConfig
-from deq_imaging.models.torch import Explicit, Implicit
+from deq_imaging.models.torch import Explicit, Implicit, Unrolled
 from deq_imaging.models.training.bank import PatchBank
 
 
@@ -107,8 +107,11 @@ def train_implicit(model: Implicit, problem: Problem, cfg: ImagingConfig, device
     return {"losses": history.losses, "mean_age": float(np.mean(ages)), "max_age": int(np.max(ages))}
 
 
-def train_explicit(model: Explicit, problem: Problem, cfg: ImagingConfig, device: str, seed: int) -> dict:
-    """Fit the one-shot model on the same kind of bank (fresh patches at the same rate)."""
+def train_explicit(
+    model: Explicit | Unrolled, problem: Problem, cfg: ImagingConfig, device: str, seed: int
+) -> dict:
+    """Fit a model of ``y`` alone (the explicit twin, or the unrolled network) on the same kind of bank
+    (fresh patches at the same rate), backpropagating through the whole model."""
     bank = PatchBank(problem, cfg.bank_size, cfg.patch_size, seed + 5)
 
     def sample(step: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -118,7 +121,7 @@ def train_explicit(model: Explicit, problem: Problem, cfg: ImagingConfig, device
         index = bank.sample(cfg.batch, rng)
         return torch.tensor(bank.x[index], device=device), torch.tensor(bank.y[index], device=device)
 
-    def loss_fn(net: Explicit, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    def loss_fn(net: Explicit | Unrolled, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         x, y = batch
         return torch.mean((net(y) - x) ** 2)
 
