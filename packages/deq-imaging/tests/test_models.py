@@ -49,6 +49,16 @@ def test_bad_config_values_name_the_field():
         parse_config(default_config("ct", True) | {"unrolled_stages": -1})
 
 
+def test_data_step_choice_per_operator():
+    from deq_imaging.models.family import data_step_choice
+
+    assert data_step_choice("blur", "auto", 5) == (0, "cg")  # the exact FFT proximal step
+    assert data_step_choice("identity", "richardson", 3) == (3, "richardson")
+    assert data_step_choice("radon", "auto", 4) == (4, "cg")  # no closed form: CG steps
+    with pytest.raises(ValueError, match="closed-form proximal step; 'radon'"):
+        data_step_choice("radon", "prox", 4)
+
+
 def test_fourier_directions_follow_singular_values():
     kernel = np.ones((3, 3)) / 9
     op = ref.CircularBlur(kernel, (16, 16))

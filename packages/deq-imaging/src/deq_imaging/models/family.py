@@ -9,6 +9,19 @@ from types import ModuleType
 from typing import Any
 
 
+def data_step_choice(kind: str, data_step: str, cg_steps: int) -> tuple[int, str]:
+    """``(inner steps, inner method)`` of the HQS data step for an operator ``kind``: ``(0, "cg")`` means
+    the closed-form proximal step (identity and blur, unless ``data_step`` asks for ``cg``/``richardson``);
+    ``data_step="prox"`` on an operator without one raises naming it."""
+    closed_form = kind in ("identity", "blur") and data_step in ("auto", "prox")
+    if data_step == "prox" and not closed_form:
+        raise ValueError(
+            f"data_step='prox' needs a closed-form proximal step; {kind!r} has none (use cg or richardson)"
+        )
+    inner = "richardson" if data_step == "richardson" else "cg"
+    return (0 if closed_form else cg_steps), inner
+
+
 class OperatorFamily:
     """The forward operator of an :class:`~deq_imaging.datasets.problem.OperatorSpec` for every image size."""
 

@@ -242,19 +242,12 @@ class Unrolled(eqx.Module):
 
 def build_cell(spec: Any, cfg: Any, key: jax.Array, channels: int = 1) -> eqx.Module:
     """The cell ``cfg`` describes (an :class:`~deq_imaging.models.config.ImagingConfig`) for ``spec``."""
-    family = OperatorFamily(spec)
+    operators = OperatorFamily(spec)
     denoiser = Denoiser(key, channels, cfg.features, cfg.depth, cfg.spectral_norm)
     if cfg.model == "pgd":
-        return PGDCell(family, denoiser, cfg.eta0, cfg.sigma0, cfg.start)
-    closed_form = spec.kind in ("identity", "blur") and cfg.data_step in ("auto", "prox")
-    if cfg.data_step == "prox" and not closed_form:
-        raise ValueError(
-            f"data_step='prox' needs a closed-form proximal step; {spec.kind!r} has none "
-            "(use cg or richardson)"
-        )
-    inner = "richardson" if cfg.data_step == "richardson" else "cg"
-    steps = 0 if closed_form else cfg.cg_steps
-    return HQSCell(family, denoiser, cfg.mu0, cfg.sigma0, steps, inner, cfg.start)
+        return PGDCell(operators, denoiser, cfg.eta0, cfg.sigma0, cfg.start)
+    steps, inner = family.data_step_choice(spec.kind, cfg.data_step, cfg.cg_steps)
+    return HQSCell(operators, denoiser, cfg.mu0, cfg.sigma0, steps, inner, cfg.start)
 
 
 def count_parameters(model: eqx.Module) -> int:
