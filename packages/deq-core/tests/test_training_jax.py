@@ -85,7 +85,10 @@ def leaves(model):
 
 
 HELD_OUT = sample(0, jax.random.key(12345))
-ADAM = optax.adam(0.05)  # one optimizer object: fits with the same optimizer and loss reuse the compiled step
+# One optimizer object: fits with the same optimizer and loss reuse the compiled step. At lr 0.05 the
+# held-out error oscillated (0.02 -> 0.58 between steps 30 and 40), so the check below depended on where
+# the oscillation stood; at 0.01 it falls steadily.
+ADAM = optax.adam(0.01)
 
 
 def test_fit_learns_and_evaluates_on_schedule():

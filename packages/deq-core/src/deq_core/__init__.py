@@ -12,17 +12,19 @@ from deq_core.config import (
     Implicit,
     Phantom,
     Picard,
+    Reversible,
     SolveOptions,
     Stop,
     Unroll,
     solve_options,
 )
 from deq_core.errors import ConfigError, ConvergenceError
-from deq_core.solution import Result, Solution, Stats
+from deq_core.solution import AdjointStats, Result, Solution, Stats
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AdjointStats",
     "GMRES",
     "JFB",
     "Anderson",
@@ -33,6 +35,7 @@ __all__ = [
     "Phantom",
     "Picard",
     "Result",
+    "Reversible",
     "Solution",
     "SolveOptions",
     "Stats",

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from deq_core.errors import ConfigError
+from deq_core.messages import MAX_ITER_LIMIT
 
 __all__ = [
     "Picard",
@@ -24,6 +25,7 @@ __all__ = [
     "JFB",
     "Phantom",
     "Unroll",
+    "Reversible",
     "Stop",
     "SolveOptions",
     "solver_config",
@@ -60,7 +62,11 @@ class Picard:
 
 @dataclass(frozen=True)
 class Anderson:
-    """Anderson acceleration (type II) over the last ``memory`` iterates, with a relative ``ridge``."""
+    """Anderson acceleration (type II) over the last ``memory`` iterates, with a relative ``ridge`` > 0.
+
+    The ridge keeps the mixing problem solvable once the residual history becomes linearly dependent,
+    as it does on every contraction near its fixed point; ``ridge=0`` would make it singular.
+    """
 
     memory: int = 5
     ridge: float = 1e-4
@@ -68,7 +74,7 @@ class Anderson:
 
     def __post_init__(self) -> None:
         _positive_int("Anderson", "memory", self.memory)
-        _number("Anderson", "ridge", self.ridge, 0.0, 1.0)
+        _number("Anderson", "ridge", self.ridge, 0.0, 1.0, low_open=True)
         _number("Anderson", "damping", self.damping, 0.0, 1.0, low_open=True)
 
 
@@ -101,22 +107,41 @@ _ADJOINT_SOLVERS: dict[str, type] = {**_SOLVERS, "gmres": GMRES}
 
 @dataclass(frozen=True)
 class Stop:
-    """Stopping rule: a sample stops when its ``kind`` residual (``"rel"`` or ``"abs"``) is <= ``tol``.
+    """Stopping rule: a sample converges when ``||f(z) - z|| <= atol + rtol * ||f(z)||``.
 
-    The absolute residual is ``||f(z) - z||``, the relative one ``||f(z) - z|| / ||f(z)||``; ``norm`` is
-    ``2`` (Euclidean over all non-batch entries) or ``"inf"`` (max-abs).
+    The relative part only counts for an iterate whose residual is the lowest of the sample so far, so an
+    iteration whose residual never shrinks (``f(z) = z + c``, whose norm grows without bound) cannot pass
+    by growing. ``norm`` is ``2`` (Euclidean over all non-batch entries) or ``"inf"`` (max-abs).
+
+    A sample stops as *diverged* once its residual has exceeded ``divergence`` times its lowest residual
+    for ``patience`` iterations in a row (``divergence=None`` turns the check off), and as *non-finite*
+    as soon as a residual or ``||f(z)||`` is NaN or infinite.
     """
 
-    tol: float = 1e-5
-    kind: Literal["rel", "abs"] = "rel"
+    rtol: float = 1e-5
+    atol: float = 0.0
     norm: Literal[2, "inf"] = 2
+    divergence: float | None = 1e4
+    patience: int = 5
 
     def __post_init__(self) -> None:
-        _number("Stop", "tol", self.tol, 0.0, math.inf)
-        if self.kind not in ("rel", "abs"):
-            raise ConfigError(f"Stop.kind must be 'rel' or 'abs', got {self.kind!r}")
+        _number("Stop", "rtol", self.rtol, 0.0, math.inf)
+        _number("Stop", "atol", self.atol, 0.0, math.inf)
         if self.norm not in (2, "inf"):
             raise ConfigError(f"Stop.norm must be 2 or 'inf', got {self.norm!r}")
+        if self.divergence is not None:
+            _number("Stop", "divergence", self.divergence, 1.0, math.inf, low_open=True)
+        _positive_int("Stop", "patience", self.patience)
+
+    @property
+    def kind(self) -> str:
+        """``"abs"`` for a purely absolute rule (``rtol == 0``), else ``"rel"``."""
+        return "abs" if self.rtol == 0 else "rel"
+
+    def with_tol(self, tol: float) -> Stop:
+        """The same rule with ``tol`` as its relative tolerance (its absolute one for an ``"abs"`` rule)."""
+        field_name = "atol" if self.kind == "abs" else "rtol"
+        return dataclasses.replace(self, **{field_name: tol})
 
 
 @dataclass(frozen=True)
@@ -160,8 +185,32 @@ class Unroll:
     """Exact backprop through every forward iteration (memory grows with the iteration count)."""
 
 
-Backward = Implicit | JFB | Phantom | Unroll
-_BACKWARDS: dict[str, type] = {"implicit": Implicit, "jfb": JFB, "phantom": Phantom, "unroll": Unroll}
+@dataclass(frozen=True)
+class Reversible:
+    """Reversible DEQ (McCallum, Arora, Foster 2025): exact gradient of the computed iterate, O(1) memory.
+
+    The forward solve is the coupled relaxed iteration ``y <- (1 - beta) y + beta f(z)``,
+    ``z <- (1 - beta) z + beta f(y)`` from ``y = z = z0`` (it replaces the forward ``solver``); it is
+    algebraically invertible, so the backward pass reconstructs the iterates in reverse instead of storing
+    them. ``beta`` lies in ``(0, 2)`` and must not be 1 (the step would not be invertible).
+    """
+
+    beta: float = 0.5
+
+    def __post_init__(self) -> None:
+        _number("Reversible", "beta", self.beta, 0.0, 2.0, low_open=True)
+        if self.beta == 2.0 or abs(self.beta - 1.0) < 1e-3:
+            raise ConfigError(f"Reversible.beta must lie in (0, 2) away from 1, got {self.beta!r}")
+
+
+Backward = Implicit | JFB | Phantom | Unroll | Reversible
+_BACKWARDS: dict[str, type] = {
+    "implicit": Implicit,
+    "jfb": JFB,
+    "phantom": Phantom,
+    "unroll": Unroll,
+    "reversible": Reversible,
+}
 
 
 def _lookup(kind: str, table: dict[str, type], value: Any) -> Any:
@@ -188,21 +237,30 @@ def adjoint_solver_config(value: AdjointSolver | str) -> AdjointSolver:
 
 
 def backward_config(value: Backward | str) -> Backward:
-    """The backward config for ``value``: a config or "implicit", "jfb", "phantom", "unroll"."""
+    """The backward config for ``value``: a config or "implicit", "jfb", "phantom", "unroll", "reversible"."""
     return _lookup("backward", _BACKWARDS, value)
 
 
 def stop_config(stop: Stop | str, tol: float | None = None) -> Stop:
-    """The stopping rule: ``stop`` is a :class:`Stop`, or a kind (``"rel"``/``"abs"``) used with ``tol``."""
+    """The stopping rule: ``stop`` is a :class:`Stop`, or a kind used with ``tol`` (default ``1e-5``).
+
+    ``"rel"`` is ``Stop(rtol=tol)`` and ``"abs"`` is ``Stop(rtol=0, atol=tol)``. A ``tol`` next to a
+    :class:`Stop` must be its own tolerance, or it is an error (the tolerance is given once).
+    """
     if isinstance(stop, Stop):
-        if tol is not None and tol != stop.tol:
-            raise ConfigError(
-                f"tol={tol!r} conflicts with stop=Stop(tol={stop.tol!r}); give the tolerance once"
-            )
+        own = stop.atol if stop.kind == "abs" else stop.rtol
+        if tol is not None and tol != own:
+            raise ConfigError(f"tol={tol!r} conflicts with stop={stop!r}; give the tolerance once")
         return stop
     if not isinstance(stop, str):
         raise ConfigError(f"stop must be 'rel', 'abs' or a Stop, got {type(stop).__name__}")
-    return Stop(tol=1e-5 if tol is None else tol, kind=stop)
+    tol = 1e-5 if tol is None else tol
+    if stop == "rel":
+        return Stop(rtol=tol)
+    if stop == "abs":
+        _number("Stop", "tol", tol, 0.0, math.inf)
+        return Stop(rtol=0.0, atol=tol)
+    raise ConfigError(f"stop must be 'rel', 'abs' or a Stop, got {stop!r}")
 
 
 def from_dict(kind: type, values: dict[str, Any]) -> Any:
@@ -223,17 +281,26 @@ class SolveOptions:
     stop: Stop
     max_iter: int
     throw: bool = False
+    trace: bool = False
 
     def __post_init__(self) -> None:
         _positive_int("fixed_point", "max_iter", self.max_iter)
-        if not isinstance(self.throw, bool):
-            raise ConfigError(f"fixed_point.throw must be a bool, got {self.throw!r}")
+        if self.max_iter > MAX_ITER_LIMIT:
+            raise ConfigError(f"fixed_point.max_iter must be <= {MAX_ITER_LIMIT}, got {self.max_iter}")
+        for name in ("throw", "trace"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"fixed_point.{name} must be a bool, got {getattr(self, name)!r}")
+        if isinstance(self.backward, Reversible) and self.max_iter < 3:
+            raise ConfigError(
+                f"fixed_point.max_iter must be >= 3 with the reversible backward (one coupled step costs two "
+                f"evaluations of f and the result's residual a third), got {self.max_iter}"
+            )
 
     @property
     def adjoint_stop(self) -> Stop:
         """Stopping rule of the implicit backward's adjoint solve (defaults to the forward rule)."""
         tol = self.backward.tol if isinstance(self.backward, Implicit) else None
-        return dataclasses.replace(self.stop, tol=self.stop.tol if tol is None else tol)
+        return self.stop if tol is None else self.stop.with_tol(tol)
 
     @property
     def adjoint_max_iter(self) -> int:
@@ -245,18 +312,17 @@ class SolveOptions:
 def solve_options(
     solver: ForwardSolver | str = "anderson",
     backward: Backward | str = "implicit",
-    tol: float | None = 1e-5,
+    tol: float | None = None,
     max_iter: int = 50,
     stop: Stop | str = "rel",
     throw: bool = False,
+    trace: bool = False,
     **unknown: Any,
 ) -> SolveOptions:
     """Validate and bundle the keyword options of ``fixed_point`` / ``DEQ``; unknown keys are an error."""
     if unknown:
-        valid = ["solver", "backward", "tol", "max_iter", "stop", "throw"]
+        valid = ["solver", "backward", "tol", "max_iter", "stop", "throw", "trace"]
         raise ConfigError(f"unknown solve option(s) {sorted(unknown)}; valid options are {valid}")
-    if isinstance(stop, Stop) and tol == 1e-5:
-        tol = None  # the default tol defers to an explicit Stop
     return SolveOptions(
-        solver_config(solver), backward_config(backward), stop_config(stop, tol), max_iter, throw
+        solver_config(solver), backward_config(backward), stop_config(stop, tol), max_iter, throw, trace
     )

@@ -31,10 +31,11 @@ class Ops(Protocol):
     def where(self, mask: Array, a: Array | float, b: Array | float) -> Array:
         """Elementwise ``a if mask else b`` with numpy broadcasting (scalars allowed for ``a``/``b``)."""
 
-    def select_rows(self, mask: Array, a: Array, b: Array) -> Array:
+    def select_rows(self, mask: Array, a: Any, b: Any) -> Any:
         """Row ``i`` of ``a`` where ``mask[i]`` (shape ``(batch,)``) holds, else row ``i`` of ``b``.
 
-        A backend may return ``a`` or ``b`` itself when the mask is uniform; callers never mutate the result.
+        ``a`` and ``b`` are arrays with a leading batch axis, or tuples of them (selected alike). A backend
+        may return ``a`` or ``b`` itself when the mask is uniform; callers never mutate the result.
         """
 
     def norm(self, x: Array, ord: int | str) -> Array:
@@ -72,6 +73,24 @@ class Ops(Protocol):
 
     def any(self, x: Array) -> Array:
         """Whether any element of a boolean array holds."""
+
+    def all(self, x: Array) -> Array:
+        """Whether every element of a boolean array holds."""
+
+    def cond(self, pred: Callable[[], Any], fast: Callable[[], Any], general: Callable[[], Any]) -> Any:
+        """``fast()`` when the backend checks ``pred()`` and it holds, else ``general()``.
+
+        ``fast`` must return what ``general`` would in that case; a backend for which the check costs more
+        than it saves (a device sync, or a compiled loop that fuses everything anyway) runs ``general``.
+        """
+
+    def per_sample(self, fn: Callable[..., Any], *arrays: Any) -> Any:
+        """``fn(xp, *arrays)`` for per-sample ``(batch,)`` arrays (in nested tuples/dicts), where ``xp`` is
+        the ``Ops`` to compute with: a backend may run it on the host (PyTorch on the CPU uses numpy) and
+        convert the results back."""
+
+    def evaluate(self, f: Callable[..., Array], z: Array, active: Array) -> Array:
+        """``f(z)``; a backend may evaluate only the rows where ``active`` holds (the rest are ignored)."""
 
     def tiny(self, like: Array) -> float:
         """The smallest positive normal number of ``like``'s dtype."""

@@ -66,7 +66,7 @@ class AndersonSolver:
         g = fz - z
         F = ops.set_slot(state["F"], slot, fz)
         G = ops.set_slot(state["G"], slot, g)
-        h = _project(G, g)  # (batch, m): <g_i, g> for every slot, the new one included
+        h = _project(ops, G, g)  # (batch, m): <g_i, g> for every slot, the new one included
         index = ops.arange(m, z)
         is_slot = index == slot
         H = ops.where(is_slot[None, :, None], h[:, None, :], state["H"])
@@ -113,8 +113,8 @@ class BroydenSolver:
         g = fz - z
         dz = z - state["z_prev"]
         dg = g - state["g_prev"]
-        vt = -dz + _combine(V, _project(U, dz))  # dz^T J^{-1}
-        jdg = -dg + _combine(U, _project(V, dg))  # J^{-1} dg
+        vt = -dz + _combine(V, _project(ops, U, dz))  # dz^T J^{-1}
+        jdg = -dg + _combine(U, _project(ops, V, dg))  # J^{-1} dg
         den = ops.dot(vt, dg)
         ok = (ops.abs(den) > 1e3 * ops.tiny(z))[:, None]
         safe = ops.where(ok, den[:, None], 1.0)
@@ -123,19 +123,23 @@ class BroydenSolver:
         slot = state["count"] % self.memory
         U = ops.set_slot(U, slot, u)
         V = ops.set_slot(V, slot, vt)
-        update = g - _combine(U, _project(V, g))  # -J^{-1} g
+        update = g - _combine(U, _project(ops, V, g))  # -J^{-1} g
         new_state = {"U": U, "V": V, "z_prev": z, "g_prev": g, "count": state["count"] + 1}
         return z + update, new_state
 
 
-def _project(M: Array, x: Array) -> Array:
-    """``M x`` per sample, ``(batch, m, n) x (batch, n) -> (batch, m)``; broadcast-and-sum beats small bmm."""
-    return (M * x[:, None, :]).sum(2)
+def _project(ops: Ops, M: Array, x: Array) -> Array:
+    """``M x`` per sample, ``(batch, m, n) x (batch, n) -> (batch, m)``, as one batched product ``x^T M^T``.
+
+    A row vector times a matrix takes the fast batched-GEMM path; ``M @ x`` as a column is 5-14x slower on
+    the CPU, and broadcasting then summing allocates a ``(batch, m, n)`` temporary.
+    """
+    return (x[:, None, :] @ ops.transpose(M))[:, 0, :]
 
 
 def _combine(M: Array, c: Array) -> Array:
     """``sum_i c[:, i] M[:, i]`` per sample: ``(batch, m, n), (batch, m) -> (batch, n)``."""
-    return (M * c[:, :, None]).sum(1)
+    return (c[:, None, :] @ M)[:, 0, :]
 
 
 def make_solver(config: Picard | Anderson | Broyden) -> PicardSolver | AndersonSolver | BroydenSolver:

@@ -6,8 +6,7 @@ from deq_core.jax.deq import DEQ
 from deq_core.jax.solve import fixed_point
 from deq_core.solution import Solution, Stats
 
-for _cls in (Stats, Solution):
-    _fields = [f for f in _cls.__dataclass_fields__]
-    _jax.tree_util.register_dataclass(_cls, data_fields=_fields, meta_fields=[])
+_jax.tree_util.register_dataclass(Stats, data_fields=list(Stats.__dataclass_fields__), meta_fields=[])
+_jax.tree_util.register_dataclass(Solution, data_fields=["value", "stats", "result"], meta_fields=["adjoint"])
 
 __all__ = ["DEQ", "fixed_point"]

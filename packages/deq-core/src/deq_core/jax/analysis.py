@@ -2,7 +2,8 @@
 
 ``y_t`` is the ``t``-th iterate of a solver from a fixed start: exactly ``t`` evaluations of the cell, no
 early exit and no best-iterate choice (unlike ``fixed_point(tol=0, max_iter=t)``, which spends ``t``
-evaluations but returns the best *measured* iterate, at most ``z_{t-1}``). The iteration is a
+evaluations but returns the image ``f(z)`` of its best measured iterate, which is ``z_t`` only while the
+residuals fall). The iteration is a
 ``lax.fori_loop`` with a static trip count, so it works under ``jit`` and in forward and reverse mode.
 Functions ``fn`` analysed here map a batch to a batch and must treat samples independently; pass them
 jitted (``eqx.filter_jit``) for speed.
@@ -50,9 +51,7 @@ def iterate(
     if problem:
         raise ValueError(problem)
     out = jax.eval_shape(f, z0, args)
-    problem = messages.bad_output(tuple(z0.shape), tuple(out.shape), out.dtype)
-    if problem:
-        raise ValueError(problem)
+    messages.check_output(tuple(z0.shape), out, jax.ShapeDtypeStruct, "jax.Array")
     shape, dtype, batch = z0.shape, z0.dtype, z0.shape[0]
     work = jnp.promote_types(dtype, jnp.float32)
     ops = JaxOps(differentiable=True)

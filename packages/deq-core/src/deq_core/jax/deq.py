@@ -8,6 +8,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
+from deq_core import messages
 from deq_core.config import SolveOptions, solve_options
 from deq_core.jax.solve import solve
 from deq_core.solution import Stats
@@ -34,5 +35,8 @@ class DEQ(eqx.Module):
         """Solve for the equilibrium of ``cell(., x)`` from ``z0`` (zeros like ``x`` when omitted)."""
         options = self.options if max_iter is None else dataclasses.replace(self.options, max_iter=max_iter)
         z0 = jnp.zeros_like(x) if z0 is None else z0
+        problem = messages.bad_batch(tuple(jnp.shape(z0)), tuple(jnp.shape(x)))
+        if problem:
+            raise ValueError(problem)
         solution = solve(self.cell, z0, x, options)
         return solution.value, solution.stats

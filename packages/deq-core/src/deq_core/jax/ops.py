@@ -35,7 +35,8 @@ class JaxOps:
         return jnp.where(mask, a, b)
 
     def select_rows(self, mask, a, b):
-        return jnp.where(mask[:, None], a, b)
+        select = lambda x, y: jnp.where(mask.reshape(-1, *[1] * (x.ndim - 1)), x, y)
+        return tuple(map(select, a, b)) if isinstance(a, tuple) else select(a, b)
 
     def norm(self, x, ord):
         x = jax.lax.stop_gradient(x)
@@ -74,6 +75,12 @@ class JaxOps:
     def any(self, x):
         return jnp.any(x)
 
+    def all(self, x):
+        return jnp.all(x)
+
+    def cond(self, pred, fast, general):
+        return general()  # XLA fuses the bookkeeping into a few kernels: a branch would save nothing
+
     def tiny(self, like):
         return float(jnp.finfo(like.dtype).tiny)
 
@@ -85,6 +92,9 @@ class JaxOps:
 
     def stop_gradient(self, x):
         return jax.lax.stop_gradient(x)
+
+    def per_sample(self, fn, *arrays):
+        return fn(self, *arrays)
 
     def evaluate(self, f, z, active):
         return f(z)

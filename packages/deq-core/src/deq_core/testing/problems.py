@@ -14,7 +14,7 @@ import numpy as np
 
 from deq_core.config import Picard, Stop
 from deq_core.engine import iterate, make_solver
-from deq_core.testing.numpy_ops import NumpyOps
+from deq_core.engine.numpy_ops import NumpyOps
 
 
 @dataclass

@@ -2,7 +2,8 @@
 
 ``y_t`` is the ``t``-th iterate of a solver from a fixed start: exactly ``t`` evaluations of the cell, no
 early exit and no best-iterate choice (unlike ``fixed_point(tol=0, max_iter=t)``, which spends ``t``
-evaluations but returns the best *measured* iterate, at most ``z_{t-1}``). The iteration stays
+evaluations but returns the image ``f(z)`` of its best measured iterate, which is ``z_t`` only while the
+residuals fall). The iteration stays
 differentiable, so the local estimator can use ``torch.func.jvp``/``vjp`` on it; analysis is never part of
 a training graph. Functions ``fn`` analysed here map a batch to a batch and must treat samples independently.
 """
@@ -53,9 +54,7 @@ def iterate(
     state = algorithm.init(ops, z)
     for _ in range(steps):
         fz = f(z.reshape(shape).to(dtype), args)
-        problem = messages.bad_output(tuple(shape), tuple(fz.shape), fz.dtype)
-        if problem:
-            raise ValueError(problem)
+        messages.check_output(tuple(shape), fz, torch.Tensor, "torch.Tensor")
         z, state = algorithm.step(ops, state, z, fz.reshape(batch, -1).to(work))
     return z.reshape(shape).to(dtype)
 

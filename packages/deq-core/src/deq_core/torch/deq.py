@@ -7,6 +7,7 @@ import dataclasses
 import torch
 from torch import nn
 
+from deq_core import messages
 from deq_core.config import solve_options
 from deq_core.solution import Stats
 from deq_core.torch.solve import solve
@@ -32,6 +33,10 @@ class DEQ(nn.Module):
         """Solve for the equilibrium of ``cell(., x)`` from ``z0`` (zeros like ``x`` when omitted)."""
         options = self.options if max_iter is None else dataclasses.replace(self.options, max_iter=max_iter)
         z0 = torch.zeros_like(x) if z0 is None else z0
+        if isinstance(x, torch.Tensor) and isinstance(z0, torch.Tensor):
+            problem = messages.bad_batch(tuple(z0.shape), tuple(x.shape))
+            if problem:
+                raise ValueError(problem)
         per_sample = isinstance(x, torch.Tensor) and x.ndim > 0 and x.shape[0] == z0.shape[0]
         solution = solve(self.cell, z0, x, options, per_sample_args=per_sample)
         return solution.value, solution.stats

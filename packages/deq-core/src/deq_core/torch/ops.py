@@ -5,9 +5,22 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 
+from deq_core.engine.numpy_ops import NumpyOps
+
 _DTYPES = {"int": torch.int64, "bool": torch.bool}
+_NUMPY = NumpyOps()
+
+
+def _tree(fn: Callable, x: Any) -> Any:
+    """``fn`` applied to every leaf of nested tuples and dicts."""
+    if isinstance(x, tuple):
+        return tuple(_tree(fn, v) for v in x)
+    if isinstance(x, dict):
+        return {k: _tree(fn, v) for k, v in x.items()}
+    return fn(x)
 
 
 class TorchOps:
@@ -22,9 +35,12 @@ class TorchOps:
     the same cadence as the termination check, and may lag by up to ``check_every - 1`` iterations.
     """
 
-    def __init__(self, differentiable: bool = False, check_every: int = 1, compact: bool = False):
+    def __init__(
+        self, differentiable: bool = False, check_every: int = 1, compact: bool = False, cpu: bool = True
+    ):
         self.differentiable = differentiable
         self.check_every = check_every
+        self.cpu = cpu
         self.compact = compact
         self._calls = 0
         self._index: torch.Tensor | None = None
@@ -42,13 +58,19 @@ class TorchOps:
         return torch.where(mask, a, b)
 
     def select_rows(self, mask, a, b):
-        if mask.device.type == "cpu" and not self.differentiable:
+        if self.cpu:
             # On the CPU a uniform mask is cheap to detect and saves a full-size copy per iteration.
             if bool(mask.all()):
                 return a
             if not bool(mask.any()):
                 return b
-        return torch.where(mask[:, None], a, b)
+        if isinstance(a, tuple):
+            return tuple(self._select(mask, x, y) for x, y in zip(a, b, strict=True))
+        return self._select(mask, a, b)
+
+    @staticmethod
+    def _select(mask, a, b):
+        return torch.where(mask.reshape(-1, *[1] * (a.ndim - 1)), a, b)
 
     def norm(self, x, ord):
         with torch.no_grad():
@@ -88,6 +110,12 @@ class TorchOps:
     def any(self, x):
         return x.any()
 
+    def all(self, x):
+        return x.all()
+
+    def cond(self, pred, fast, general):
+        return fast() if self.cpu and bool(pred()) else general()
+
     def tiny(self, like):
         return torch.finfo(like.dtype).tiny
 
@@ -105,6 +133,15 @@ class TorchOps:
 
     def stop_gradient(self, x):
         return x.detach()
+
+    def per_sample(self, fn, *arrays):
+        if not self.cpu:
+            return fn(self, *arrays)
+        # Host bookkeeping: numpy views of CPU tensors, each operation ~1 us where torch takes ~5 us.
+        out = fn(_NUMPY, *_tree(lambda t: t.numpy() if isinstance(t, torch.Tensor) else t, arrays))
+        return _tree(
+            lambda a: torch.from_numpy(np.asarray(a)) if isinstance(a, np.ndarray | np.generic) else a, out
+        )
 
     def evaluate(self, f, z, active):
         if not self.compact:

@@ -4,23 +4,23 @@ Every backward mode returns the same forward value, the solver's ``z*``; they di
 gradient, which flows through a differentiable surrogate ``s`` as ``z* + (s - s.detach())``:
 ``jfb`` uses ``s = f(z*)``, ``phantom`` ``k`` damped steps from ``z*``, ``implicit`` ``f(z*)`` whose
 incoming gradient is replaced by the adjoint solution, and ``unroll`` differentiates the loop itself.
+``reversible`` runs its own coupled iteration (:mod:`deq_core.torch.reversible`).
 """
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from typing import Any
 
 import torch
 
 from deq_core import messages
-from deq_core.config import JFB, Implicit, Phantom, SolveOptions, Stop, Unroll, solve_options
+from deq_core.config import JFB, Implicit, Phantom, Reversible, SolveOptions, Unroll, solve_options
 from deq_core.engine import iterate, make_solver
 from deq_core.engine.adjoint import solve_adjoint
 from deq_core.engine.loop import LoopResult
 from deq_core.errors import ConvergenceError
-from deq_core.solution import Result, Solution, Stats
+from deq_core.solution import AdjointStats, Result, Solution, Stats
 from deq_core.torch.ops import TorchOps
 
 
@@ -31,10 +31,11 @@ def fixed_point(
     *,
     solver="anderson",
     backward="implicit",
-    tol: float = 1e-5,
+    tol: float | None = None,
     max_iter: int = 50,
     stop="rel",
     throw: bool = False,
+    trace: bool = False,
 ) -> Solution:
     """Solve ``z* = f(z*, args)`` for a batch of samples and make ``z*`` differentiable.
 
@@ -42,11 +43,12 @@ def fixed_point(
     samples independently. A converged sample is frozen (its iterate stops changing); ``f`` still sees the
     whole batch, since nothing says which parts of ``args`` are per-sample (:class:`~deq_core.torch.DEQ`,
     whose input is per-sample by contract, also skips converged samples' evaluations). Autograd reaches
-    tensors in ``args`` and the parameters ``f`` closes over.
+    ``z0`` (``unroll`` and ``reversible``), tensors in ``args`` and the parameters ``f`` closes over.
+    The value is returned in ``z0``'s dtype. ``tol`` is ``1e-5`` unless given (or set by a ``Stop``).
     See :func:`deq_core.config.solve_options` for the options; ``throw=True`` raises
-    :class:`~deq_core.errors.ConvergenceError` if any sample did not converge.
+    :class:`~deq_core.errors.ConvergenceError` if any sample did not converge (forward or adjoint).
     """
-    options = solve_options(solver, backward, tol, max_iter, stop, throw)
+    options = solve_options(solver, backward, tol, max_iter, stop, throw, trace)
     return solve(f, z0, args, options)
 
 
@@ -63,45 +65,70 @@ def solve(
     problem = messages.bad_z0(tuple(z0.shape), z0.dtype)
     if problem:
         raise ValueError(problem)
-    shape, dtype = z0.shape, z0.dtype
-    work = torch.promote_types(dtype, torch.float32)  # solver arithmetic never runs below float32
-
-    def f_flat(z: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
-        z_shape = (z.shape[0], *shape[1:])
-        if index is None:
-            out = f(z.reshape(z_shape).to(dtype), args)
-        else:
-            try:
-                out = f(z.reshape(z_shape).to(dtype), args[index])
-            except RuntimeError as error:
-                raise RuntimeError(f"{error}{messages.PER_SAMPLE_HINT}") from error
-        problem = messages.bad_output(z_shape, tuple(out.shape), out.dtype)
-        if problem:
-            raise ValueError(problem if index is None else problem + messages.PER_SAMPLE_HINT)
-        return out.reshape(z.shape[0], -1).to(work)
-
-    z_init = z0.detach().reshape(shape[0], -1).to(work)
-    solver = make_solver(options.solver)
-    unroll = isinstance(options.backward, Unroll)
-    check_every = 1 if z0.device.type == "cpu" else 4
     if per_sample_args and not (
-        isinstance(args, torch.Tensor) and args.ndim > 0 and args.shape[0] == shape[0]
+        isinstance(args, torch.Tensor) and args.ndim > 0 and args.shape[0] == z0.shape[0]
     ):
         raise ValueError(
-            f"per-sample args must be one tensor with a leading batch dimension of {shape[0]}, "
+            f"per-sample args must be one tensor with a leading batch dimension of {z0.shape[0]}, "
             f"got {type(args).__name__} {tuple(getattr(args, 'shape', ()))}"
         )
-    ops = TorchOps(differentiable=unroll, check_every=check_every, compact=per_sample_args and shape[0] > 1)
-    with torch.set_grad_enabled(unroll and torch.is_grad_enabled()):
-        loop = iterate(ops, f_flat, z_init, solver, options.stop, options.max_iter)
+    backward = options.backward
+    if isinstance(backward, Reversible):
+        from deq_core.torch.reversible import solve_reversible
+
+        checked = lambda z, a: _checked(f(z, a), z.shape)
+        value, loop = solve_reversible(checked, z0, args, options)
+        return _solution(value, loop, options)
+    shape, dtype = z0.shape, z0.dtype
+    work = torch.promote_types(dtype, torch.float32)  # solver arithmetic never runs below float32
+    device = z0.device.type
+    autocast = torch.is_autocast_enabled(device)  # the cell keeps the caller's autocast, the solver does not
+    cast_dtype = torch.get_autocast_dtype(device)
+
+    def f_flat(z: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
+        if autocast:
+            with torch.autocast(device, dtype=cast_dtype):
+                return evaluate(z, index)
+        return evaluate(z, index)
+
+    def evaluate(z: torch.Tensor, index: torch.Tensor | None) -> torch.Tensor:
+        z_shape = (z.shape[0], *shape[1:])
+        if index is None:
+            out = _checked(f(z.reshape(z_shape).to(dtype), args), z_shape)
+        else:
+            try:
+                out = _checked(f(z.reshape(z_shape).to(dtype), args[index]), z_shape)
+            except (RuntimeError, ValueError, TypeError) as error:
+                raise type(error)(f"{error}{messages.PER_SAMPLE_HINT}") from error
+        return out.reshape(z.shape[0], -1).to(work)
+
+    unroll = isinstance(backward, Unroll)
+    z_init = (z0 if unroll else z0.detach()).reshape(shape[0], -1).to(work)
+    on_cpu = z0.device.type == "cpu"
+    compact = per_sample_args and shape[0] > 1
+    ops = TorchOps(differentiable=unroll, check_every=1 if on_cpu else 4, compact=compact, cpu=on_cpu)
+    with torch.set_grad_enabled(unroll and torch.is_grad_enabled()), torch.autocast(device, enabled=False):
+        loop = iterate(
+            ops, f_flat, z_init, make_solver(options.solver), options.stop, options.max_iter, options.trace
+        )
     z_star = loop.z.reshape(shape).to(dtype)
+    record = AdjointStats() if isinstance(backward, Implicit) else None
     if not unroll and torch.is_grad_enabled():
-        z_star = _attach_gradient(f, z_star, args, options)
-    return _solution(z_star, loop, options)
+        z_star = _attach_gradient(f, z_star, args, options, record)
+    return _solution(z_star, loop, options, record)
 
 
-def _attach_gradient(f: Callable, z_star: torch.Tensor, args: Any, options: SolveOptions) -> torch.Tensor:
-    """``z*`` with the gradient of the configured backward mode."""
+def _checked(out: Any, z_shape: tuple) -> torch.Tensor:
+    """``out`` if it is a floating tensor shaped like ``z``, else a ValueError/TypeError that says why."""
+    if not (isinstance(out, torch.Tensor) and out.shape == z_shape and out.is_floating_point()):
+        messages.check_output(z_shape, out, torch.Tensor, "torch.Tensor")
+    return out
+
+
+def _attach_gradient(
+    f: Callable, z_star: torch.Tensor, args: Any, options: SolveOptions, record: AdjointStats | None
+) -> torch.Tensor:
+    """``z*`` with the gradient of the configured backward mode (in ``z*``'s dtype)."""
     backward = options.backward
     z = z_star.detach()
     if isinstance(backward, JFB):
@@ -109,21 +136,22 @@ def _attach_gradient(f: Callable, z_star: torch.Tensor, args: Any, options: Solv
     elif isinstance(backward, Phantom):
         surrogate = z
         for _ in range(backward.steps):
-            surrogate = surrogate + backward.tau * (f(surrogate, args) - surrogate)
+            step = surrogate + backward.tau * (f(surrogate, args) - surrogate)
+            surrogate = step.to(z.dtype)
     elif isinstance(backward, Implicit):
         z = z.requires_grad_()
         fz = f(z, args)
         surrogate = fz.view_as(fz)  # the hook sits on a view, so the adjoint's own VJPs of fz skip it
         if surrogate.requires_grad:
-            surrogate.register_hook(_adjoint_hook(fz, z, options))
+            surrogate.register_hook(_adjoint_hook(fz, z, options, record))
     else:
         raise TypeError(f"unsupported backward {backward!r}")
     if not surrogate.requires_grad:
         return z_star.detach()
-    return z_star.detach() + (surrogate - surrogate.detach())
+    return (z_star.detach() + (surrogate - surrogate.detach())).to(z_star.dtype)
 
 
-def _adjoint_hook(fz: torch.Tensor, z: torch.Tensor, options: SolveOptions) -> Callable:
+def _adjoint_hook(fz: torch.Tensor, z: torch.Tensor, options: SolveOptions, record: AdjointStats) -> Callable:
     """A gradient hook on ``f(z*)`` that turns the incoming ``g`` into ``(I - J^T)^{-1} g``."""
     shape, batch = z.shape, z.shape[0]
 
@@ -135,45 +163,48 @@ def _adjoint_hook(fz: torch.Tensor, z: torch.Tensor, options: SolveOptions) -> C
         g_flat = g.reshape(batch, -1).to(torch.promote_types(g.dtype, torch.float32))
         with torch.no_grad():
             loop = solve_adjoint(
-                TorchOps(),
+                TorchOps(cpu=g.device.type == "cpu"),
                 vjp,
                 g_flat,
                 options.backward.solver,
                 options.adjoint_stop,
                 options.adjoint_max_iter,
             )
-        failed = int((~loop.converged).sum())
-        if failed:
-            message = "adjoint solve: " + messages.not_converged(failed, batch, options.adjoint_max_iter)
-            if options.throw:
-                raise ConvergenceError(message)
-            warnings.warn(message, RuntimeWarning, stacklevel=2)
+        record.nstep, record.residual, record.converged = loop.nstep, loop.rel_residual, loop.converged
+        report(loop, options.adjoint_max_iter, options.throw, "adjoint solve: ")
         return loop.z.reshape(shape).to(g.dtype)
 
     return hook
 
 
-def _solution(value: torch.Tensor, loop: LoopResult, options: SolveOptions) -> Solution:
-    """Package the loop's output, computing the batch result code and raising if asked to."""
+def report(loop: LoopResult, max_iter: int, throw: bool, prefix: str = "") -> None:
+    """Raise :class:`ConvergenceError` (``throw``) or warn once per call site when samples failed."""
+    failed = ~loop.converged
+    if not bool(failed.any()):
+        return
+    counts = {int(code): int((loop.status == code).sum()) for code in Result}
+    worst = float(loop.rel_residual[failed].max()) if prefix == "" else None
+    message = prefix + messages.not_converged(
+        int(failed.sum()), failed.numel(), max_iter, messages.reasons(counts), worst
+    )
+    if throw:
+        raise ConvergenceError(message)
+    if prefix:  # a forward solve reports through its stats; the adjoint has no caller to return them to
+        messages.warn_at_caller(message)
+
+
+def _solution(
+    value: torch.Tensor, loop: LoopResult, options: SolveOptions, record: AdjointStats | None = None
+) -> Solution:
+    """Package the loop's output with the batch result code (the worst sample's), raising if asked to."""
     stats = Stats(
         nstep=loop.nstep,
         abs_residual=loop.abs_residual,
         rel_residual=loop.rel_residual,
         converged=loop.converged,
+        status=loop.status,
         trace=loop.trace,
     )
-    failed = int((~loop.converged).sum())
-    if bool(loop.nonfinite.any()):
-        result = Result.NONFINITE
-    else:
-        result = Result.SUCCESSFUL if failed == 0 else Result.MAX_STEPS_REACHED
-    if options.throw and failed:
-        worst = float(_worst(loop, options.stop))
-        raise ConvergenceError(messages.not_converged(failed, value.shape[0], options.max_iter, worst))
-    return Solution(value=value, stats=stats, result=result)
-
-
-def _worst(loop: LoopResult, stop: Stop) -> torch.Tensor:
-    """Largest stopping-rule residual over samples that did not converge."""
-    res = loop.rel_residual if stop.kind == "rel" else loop.abs_residual
-    return res[~loop.converged].max()
+    if options.throw:
+        report(loop, options.max_iter, throw=True)
+    return Solution(value=value, stats=stats, result=Result(int(loop.status.max())), adjoint=record)

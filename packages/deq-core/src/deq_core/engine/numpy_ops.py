@@ -1,4 +1,8 @@
-"""A numpy implementation of the engine's :class:`~deq_core.engine.Ops`: the reference the backends match."""
+"""A numpy implementation of the engine's :class:`~deq_core.engine.Ops`.
+
+It is the reference the backends are tested against, and PyTorch runs its per-sample bookkeeping on it
+for CPU tensors (numpy is several times cheaper than torch on arrays of a batch's size).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ _DTYPES = {"int": np.int64, "bool": np.bool_}
 
 
 class NumpyOps:
-    """Numpy primitives for :mod:`deq_core.engine` (no autodiff; used for reference iteration counts)."""
+    """Numpy primitives for :mod:`deq_core.engine` (no autodiff)."""
 
     differentiable = False
 
@@ -25,7 +29,8 @@ class NumpyOps:
         return np.where(mask, a, b)
 
     def select_rows(self, mask, a, b):
-        return np.where(mask[:, None], a, b)
+        select = lambda x, y: np.where(mask.reshape(-1, *[1] * (x.ndim - 1)), x, y)
+        return tuple(map(select, a, b)) if isinstance(a, tuple) else select(a, b)
 
     def norm(self, x, ord):
         return np.linalg.norm(x, ord=2 if ord == 2 else np.inf, axis=1)
@@ -63,6 +68,12 @@ class NumpyOps:
     def any(self, x):
         return np.any(x)
 
+    def all(self, x):
+        return np.all(x)
+
+    def cond(self, pred, fast, general):
+        return fast() if pred() else general()
+
     def tiny(self, like):
         return float(np.finfo(like.dtype).tiny)
 
@@ -81,6 +92,9 @@ class NumpyOps:
 
     def evaluate(self, f, z, active):
         return f(z)
+
+    def per_sample(self, fn, *arrays):
+        return fn(self, *arrays)
 
     def while_loop(self, cond, body, state, max_steps):
         for _ in range(max_steps):
