@@ -21,5 +21,5 @@ def solve_adjoint(
 ) -> LoopResult:
     """Solve ``(I - J^T) y = g`` for ``y`` given ``vjp(y) = J^T y``; all arrays flattened ``(batch, n)``."""
     if isinstance(solver_config, GMRES):
-        return gmres(ops, lambda y: y - vjp(y), g, solver_config.restart, stop.tol, max_iter)
+        return gmres(ops, lambda y: y - vjp(y), g, solver_config.restart, stop, max_iter)
     return iterate(ops, lambda y: g + vjp(y), g, make_solver(solver_config), stop, max_iter)
