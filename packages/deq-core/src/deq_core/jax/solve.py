@@ -25,6 +25,7 @@ from deq_core.engine.adjoint import solve_adjoint
 from deq_core.engine.loop import LoopResult
 from deq_core.errors import ConvergenceError
 from deq_core.jax.ops import JaxOps
+from deq_core.jax.reversible import solve_reversible
 from deq_core.solution import AdjointStats, Result, Solution, Stats
 
 
@@ -69,8 +70,6 @@ def solve(f: Callable, z0: jax.Array, args: Any, options: SolveOptions) -> Solut
     backward = options.backward
     record = None
     if isinstance(backward, Reversible):
-        from deq_core.jax.reversible import solve_reversible
-
         z_star, loop = solve_reversible(f, z0, args, options)
     elif isinstance(backward, Unroll):
         loop = _loop(f, z0, args, options, differentiable=True)

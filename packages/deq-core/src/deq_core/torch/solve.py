@@ -22,6 +22,7 @@ from deq_core.engine.loop import LoopResult
 from deq_core.errors import ConvergenceError
 from deq_core.solution import AdjointStats, Result, Solution, Stats
 from deq_core.torch.ops import TorchOps
+from deq_core.torch.reversible import solve_reversible
 
 
 def fixed_point(
@@ -74,8 +75,6 @@ def solve(
         )
     backward = options.backward
     if isinstance(backward, Reversible):
-        from deq_core.torch.reversible import solve_reversible
-
         checked = lambda z, a: _checked(f(z, a), z.shape)
         value, loop = solve_reversible(checked, z0, args, options)
         return _solution(value, loop, options)
