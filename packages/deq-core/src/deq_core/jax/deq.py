@@ -35,8 +35,9 @@ class DEQ(eqx.Module):
         """Solve for the equilibrium of ``cell(., x)`` from ``z0`` (zeros like ``x`` when omitted)."""
         options = self.options if max_iter is None else dataclasses.replace(self.options, max_iter=max_iter)
         z0 = jnp.zeros_like(x) if z0 is None else z0
-        problem = messages.bad_batch(tuple(jnp.shape(z0)), tuple(jnp.shape(x)))
-        if problem:
-            raise ValueError(problem)
+        if eqx.is_array(x) and eqx.is_array(z0):
+            problem = messages.bad_batch(tuple(z0.shape), tuple(x.shape))
+            if problem:
+                raise ValueError(problem)
         solution = solve(self.cell, z0, x, options)
         return solution.value, solution.stats

@@ -22,13 +22,15 @@ class TorchBackend:
         import deq_core.torch as deq
 
         self.torch, self.deq, self.xp = torch, deq, torch
-        self.convergence_error = __import__("deq_core").ConvergenceError
 
     def asarray(self, x: np.ndarray, dtype: str = "float64") -> Any:
         return self.torch.as_tensor(np.asarray(x), dtype=getattr(self.torch, dtype))
 
     def numpy(self, x: Any) -> np.ndarray:
         return x.detach().float().numpy() if x.dtype == self.torch.bfloat16 else x.detach().numpy()
+
+    def cast(self, x: Any, dtype: str) -> Any:
+        return x.to(getattr(self.torch, dtype))
 
     def fixed_point(self, f: Callable, z0: Any, args: Any, **options) -> Any:
         return self.deq.fixed_point(f, z0, args, **options)
@@ -65,9 +67,6 @@ class TorchBackend:
         (g,) = self.torch.autograd.grad((z**2).sum(), [deq.cell.W])
         return g.numpy()
 
-    def raises_not_converged(self) -> Any:
-        return self.convergence_error
-
 
 class JaxBackend:
     """The conformance suite's view of :mod:`deq_core.jax` (float64 enabled)."""
@@ -89,6 +88,9 @@ class JaxBackend:
 
     def numpy(self, x: Any) -> np.ndarray:
         return np.asarray(x, dtype=np.float64 if x.dtype == self.jnp.bfloat16 else x.dtype)
+
+    def cast(self, x: Any, dtype: str) -> Any:
+        return x.astype(getattr(self.jnp, dtype))
 
     def fixed_point(self, f: Callable, z0: Any, args: Any, **options) -> Any:
         return self.deq.fixed_point(f, z0, args, **options)
@@ -121,9 +123,6 @@ class JaxBackend:
             return (z**2).sum()
 
         return np.asarray(grad(deq).cell.W)
-
-    def raises_not_converged(self) -> Any:
-        return self.eqx.EquinoxRuntimeError
 
 
 BACKENDS = {"torch": TorchBackend, "jax": JaxBackend}

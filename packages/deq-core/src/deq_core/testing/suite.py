@@ -7,13 +7,28 @@ iteration counts against the same engine run on numpy, so two backends that pass
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
-from deq_core import JFB, Anderson, Broyden, ConfigError, Implicit, Phantom, Picard, Result, Stop, Unroll
+from deq_core import (
+    JFB,
+    Anderson,
+    Broyden,
+    ConfigError,
+    ConvergenceError,
+    Implicit,
+    Phantom,
+    Picard,
+    Result,
+    Reversible,
+    Stop,
+    Unroll,
+)
 from deq_core.engine import iterate, make_solver
+from deq_core.engine.numpy_ops import NumpyOps
 from deq_core.testing import problems
-from deq_core.testing.numpy_ops import NumpyOps
 
 SOLVERS = [Picard(), Picard(damping=0.7), Anderson(), Anderson(memory=3, damping=0.8), Broyden()]
 ADJOINTS = ["picard", "anderson", "broyden", "gmres"]
@@ -23,9 +38,15 @@ __all__ = [
     "test_iteration_counts_match_numpy_engine",
     "test_per_sample_convergence",
     "test_nonconvergence_reported",
+    "test_truthful_results",
+    "test_newest_iterate",
     "test_throw_raises",
+    "test_adjoint_nonconvergence_reported",
+    "test_value_dtype_is_z0s",
+    "test_unroll_gradient_reaches_z0",
     "test_implicit_gradient_matches_finite_differences",
     "test_backward_modes_against_unroll",
+    "test_reversible_is_the_exact_gradient_of_its_iterate",
     "test_jfb_is_one_step_gradient",
     "test_module_cell_gradient",
     "test_test_time_budget_overrides_training_budget",
@@ -69,7 +90,7 @@ def test_iteration_counts_match_numpy_engine(backend, problem, solver):
 def test_per_sample_convergence(backend):
     """Samples stop on their own: slower contraction costs more steps; a stopped sample's trace is NaN."""
     problem = problems.per_sample_rates()
-    sol = _solve(backend, problem, solver="picard", tol=1e-10, max_iter=2000)
+    sol = _solve(backend, problem, solver="picard", tol=1e-10, max_iter=2000, trace=True)
     nstep = backend.numpy(sol.stats.nstep)
     assert np.all(np.diff(nstep) > 0), nstep
     trace = backend.numpy(sol.stats.trace)
@@ -81,21 +102,125 @@ def test_per_sample_convergence(backend):
 
 
 @pytest.mark.parametrize("solver", SOLVERS, ids=repr)
-def test_nonconvergence_reported(backend, solver):
-    """A map without a fixed point is reported as not converged (never as success).
-
-    The absolute rule is used: a quasi-Newton step can jump far enough that a relative residual looks small.
-    """
-    sol = _solve(backend, problems.divergent(), solver=solver, stop="abs", tol=1e-6, max_iter=30)
-    assert int(sol.result) in (Result.MAX_STEPS_REACHED, Result.NONFINITE)
+@pytest.mark.parametrize("stop", ["rel", "abs"])
+def test_nonconvergence_reported(backend, solver, stop):
+    """A map without a fixed point is reported as not converged (never as success), under either rule."""
+    sol = _solve(backend, problems.divergent(), solver=solver, stop=stop, tol=1e-6, max_iter=30)
+    assert int(sol.result) != Result.SUCCESSFUL
     assert not np.any(backend.numpy(sol.stats.converged))
 
 
+def _recomputed(backend, f, value, args):
+    """``||f(v) - v||`` and ``||f(v)||`` per sample, recomputed from a returned value ``v``, in numpy."""
+    v = backend.numpy(value).reshape(len(backend.numpy(value)), -1)
+    fv = backend.numpy(f(value, args)).reshape(len(v), -1)
+    return np.linalg.norm(fv - v, axis=1), np.linalg.norm(fv, axis=1)
+
+
+@pytest.mark.parametrize("solver", ["picard", "anderson", "broyden"])
+@pytest.mark.parametrize("map_name", ["2z+1", "z+1", "nan-at-5"])
+def test_truthful_results(backend, solver, map_name):
+    """Maps that overflow, grow linearly or turn NaN are never reported converged unless truly solved.
+
+    ``2z + 1`` has the fixed point ``-1``: Picard diverges from it (reported ``DIVERGED``), while Anderson
+    and Broyden, which solve linear equations, may find it; whatever is claimed is checked against the
+    residual recomputed from the returned value. ``z + 1`` (no fixed point, norm growing linearly) and a
+    map without fixed point that turns NaN past ``z = 4.2`` (Picard's fifth step) are never converged, and
+    raise with ``throw=True``.
+    """
+    xp = backend.xp
+
+    def nan_at_5(z, a):  # Picard's fifth call sees z = 4.46 > 4.2, where the log is NaN
+        return z + a + 0.5 * xp.sin(z) + 0.0 * xp.log(4.2 - z)
+
+    maps = {"2z+1": lambda z, a: 2 * z + a, "z+1": lambda z, a: z + a, "nan-at-5": nan_at_5}
+    f = maps[map_name]
+    z0, ones = backend.asarray(np.zeros((4, 64)), "float32"), backend.asarray(np.ones((4, 64)), "float32")
+    tol, max_iter = (1e-3, 5000) if map_name == "z+1" else (1e-5, 200)
+    sol = backend.fixed_point(f, z0, ones, solver=solver, tol=tol, max_iter=max_iter, stop="rel")
+    converged = backend.numpy(sol.stats.converged)
+    nstep = backend.numpy(sol.stats.nstep)
+    assert np.all(nstep <= max_iter)
+    if map_name == "2z+1" and converged.all():
+        assert solver != "picard"
+        abs_res, scale = _recomputed(backend, f, sol.value, ones)
+        assert np.all(abs_res <= tol * scale), abs_res
+        np.testing.assert_allclose(backend.numpy(sol.value), -1.0, atol=1e-4)
+        return
+    assert not converged.any(), (backend.numpy(sol.stats.status), nstep)
+    assert int(sol.result) != Result.SUCCESSFUL
+    if map_name == "2z+1":
+        assert np.all(backend.numpy(sol.stats.status) == Result.DIVERGED)
+    if map_name == "nan-at-5" and solver == "picard":
+        assert np.all(backend.numpy(sol.stats.status) == Result.NONFINITE)
+        assert np.all(nstep == 5)
+    with pytest.raises(ConvergenceError, match="did not converge for 4 of 4 samples"):
+        backend.fixed_point(f, z0, ones, solver=solver, tol=tol, max_iter=max_iter, throw=True)
+
+
+def test_newest_iterate(backend):
+    """``max_iter=1`` returns ``f(z0)``, and ``nstep`` counts evaluations of ``f`` exactly."""
+    calls = {"n": 0}
+
+    def f(z, a):
+        calls["n"] += 1
+        return backend.xp.tanh(z + a)
+
+    z0 = backend.asarray(np.zeros((3, 5)))
+    x = backend.asarray(np.arange(15.0).reshape(3, 5) / 15)
+    for max_iter in (1, 2, 7):
+        sol = backend.fixed_point(f, z0, x, solver="picard", backward="jfb", tol=0.0, max_iter=max_iter)
+        expected = np.zeros((3, 5))
+        for _ in range(max_iter):
+            expected = np.tanh(expected + backend.numpy(x))
+        np.testing.assert_allclose(backend.numpy(sol.value), expected, rtol=1e-12)
+        assert np.all(backend.numpy(sol.stats.nstep) == max_iter)
+
+
 def test_throw_raises(backend):
-    """``throw=True`` raises, naming how many samples failed."""
-    with pytest.raises(backend.raises_not_converged(), match="did not converge for 3 of 3 samples"):
-        sol = _solve(backend, problems.divergent(), tol=1e-6, max_iter=10, throw=True)
-        backend.numpy(sol.value)  # JAX raises when the value is materialised
+    """``throw=True`` raises :class:`~deq_core.ConvergenceError`, naming how many samples failed and why."""
+    with pytest.raises(ConvergenceError, match="did not converge for 3 of 3 samples"):
+        _solve(backend, problems.divergent(), tol=1e-6, max_iter=10, throw=True)
+
+
+def test_adjoint_nonconvergence_reported(backend):
+    """An adjoint solve that misses its tolerance is recorded on the solution and warned about once."""
+    problem = problems.tanh(batch=2, d=6, rate=0.99)
+    params = {**problem.params, "x": problem.args}
+    backward = Implicit(solver="picard", tol=1e-12, max_iter=2)
+    solutions = []
+
+    def loss(p):
+        f = problem.make_f(backend.xp)
+        rest = {k: v for k, v in p.items() if k != "x"}
+        sol = backend.fixed_point(
+            lambda z, a: f(z, a, rest), backend.asarray(problem.z0), p["x"], backward=backward, tol=1e-10
+        )
+        solutions.append(sol)
+        return (sol.value**2).sum()
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")  # Python's own default: once per location
+        for _ in range(3):
+            backend.value_and_grad(loss, dict(params))
+    adjoint = [w for w in caught if "adjoint solve: fixed_point did not converge" in str(w.message)]
+    assert len(adjoint) == 1, [str(w.message) for w in caught]  # once per call site, not per step or call
+    assert adjoint[0].filename.endswith("backends.py")  # the caller's line, not the framework's
+    record = solutions[-1].adjoint
+    assert record is not None and not np.any(np.asarray(backend.numpy(record.converged)))
+    assert np.all(backend.numpy(record.nstep) <= 2)
+    with pytest.raises(ConvergenceError, match="adjoint solve"):
+        backward_throw = {"backward": backward, "tol": 1e-10, "throw": True}
+        f = problem.make_f(backend.xp)
+        backend.value_and_grad(
+            lambda p: (
+                backend.fixed_point(
+                    lambda z, a: f(z, a, {"W": p["W"]}), backend.asarray(problem.z0), p["x"], **backward_throw
+                ).value
+                ** 2
+            ).sum(),
+            dict(params),
+        )
 
 
 def _loss(backend, problem, **options):
@@ -140,6 +265,7 @@ def test_implicit_gradient_matches_finite_differences(backend, adjoint):
         (Implicit(), 1e-7),
         (Implicit(solver="gmres"), 1e-7),
         (Phantom(steps=200, tau=0.5), 1e-7),
+        (Reversible(beta=0.5), 1e-7),
     ],
     ids=repr,
 )
@@ -155,6 +281,31 @@ def test_backward_modes_against_unroll(backend, backward, rtol):
     )
     for name in params:
         np.testing.assert_allclose(got[name], ref[name], rtol=rtol, atol=rtol * np.abs(ref[name]).max())
+
+
+@pytest.mark.parametrize("beta", [0.5, 1.5])
+def test_reversible_is_the_exact_gradient_of_its_iterate(backend, beta):
+    """``Reversible`` gives the gradient of the computed ``z_N``: autodiff through 20 coupled steps.
+
+    (Far more steps than a loose tolerance needs would lose accuracy: undoing a contracting step amplifies
+    rounding, which is why the comparison with the fixed point's gradient above runs at beta=0.5 only.)
+    """
+    problem, steps = problems.tanh(batch=3, d=8), 20
+    params = {**problem.params, "x": problem.args}
+    f = problem.make_f(backend.xp)
+
+    def unrolled(p):
+        y = z = backend.asarray(problem.z0)
+        for _ in range(steps):
+            y = (1 - beta) * y + beta * f(z, p["x"], {"W": p["W"]})
+            z = (1 - beta) * z + beta * f(y, p["x"], {"W": p["W"]})
+        return (z**2).sum() + (z * p["x"]).sum()
+
+    options = {"backward": Reversible(beta=beta), "tol": 0.0, "max_iter": 2 * steps + 1}
+    _, got = backend.value_and_grad(_loss(backend, problem, **options), dict(params))
+    _, ref = backend.value_and_grad(unrolled, dict(params))
+    for name in params:
+        np.testing.assert_allclose(got[name], ref[name], rtol=1e-6, atol=1e-9)
 
 
 def test_jfb_is_one_step_gradient(backend):
@@ -200,7 +351,7 @@ def test_config_errors(backend):
     problem = problems.linear()
     with pytest.raises(ConfigError, match="unknown name 'andersen'"):
         _solve(backend, problem, solver="andersen")
-    with pytest.raises(ConfigError, match="Stop.tol"):
+    with pytest.raises(ConfigError, match="Stop.rtol"):
         _solve(backend, problem, tol=-1.0)
     with pytest.raises(ConfigError, match="Anderson.memory"):
         Anderson(memory=0)
@@ -210,10 +361,19 @@ def test_config_errors(backend):
         backend.deq.DEQ(backend.tanh_module(problem.params["A"]), tolerance=1e-3)
     with pytest.raises(ConfigError, match="unknown name 'implict'"):
         _solve(backend, problem, backward="implict")
+    with pytest.raises(ConfigError, match="Anderson.ridge"):
+        Anderson(ridge=0.0)
+    with pytest.raises(ConfigError, match="max_iter must be <= 2147483647"):
+        _solve(backend, problem, max_iter=10**11)
+    with pytest.raises(ConfigError, match="conflicts with stop"):
+        _solve(backend, problem, tol=1e-5, stop=Stop(rtol=1e-3))
+    with pytest.raises(ConfigError, match="Reversible.beta"):
+        Reversible(beta=1.0)
 
 
 def test_bad_inputs(backend):
-    """A scalar ``z0``, an integer ``z0`` or an ``f`` that changes the shape is a clear error."""
+    """A scalar ``z0``, an integer ``z0``, an ``f`` that changes the shape or returns something else than
+    one array, and a DEQ input whose batch differs from ``z0``'s are clear errors."""
     with pytest.raises(ValueError, match="leading batch dimension"):
         backend.fixed_point(lambda z, a: z, backend.asarray(np.asarray(1.0)), None)
     with pytest.raises(ValueError, match="floating dtype"):
@@ -222,6 +382,42 @@ def test_bad_inputs(backend):
         backend.fixed_point(
             lambda z, a: backend.xp.zeros((2, 4), dtype=z.dtype), backend.asarray(np.ones((2, 3))), None
         )
+    z0 = backend.asarray(np.ones((2, 3)))
+    with pytest.raises(TypeError, match="got tuple .return only the new z, not a tuple."):
+        backend.fixed_point(lambda z, a: (z, z), z0, None)
+    if backend.name == "torch":  # under JAX tracing f cannot return a numpy array computed from z
+        with pytest.raises(TypeError, match="must return one torch.Tensor shaped like z, got ndarray"):
+            backend.fixed_point(lambda z, a: np.ones((2, 3)), z0, None)
+    problem = problems.tanh(batch=2, d=6)
+    deq = backend.deq.DEQ(backend.tanh_module(problem.params["W"]))
+    with pytest.raises(ValueError, match="same batch size: z0 has shape .3, 6., x has shape .2, 6."):
+        deq(backend.asarray(problem.args), backend.asarray(np.zeros((3, 6))))
+
+
+@pytest.mark.parametrize("backward", ["implicit", "jfb", "phantom", "unroll", "reversible"])
+def test_value_dtype_is_z0s(backend, backward):
+    """The value comes back in ``z0``'s dtype whatever ``f`` returns, in every backward mode."""
+    x = backend.asarray(np.full((2, 3), 0.5), "float32")
+    f = lambda z, a: backend.cast(backend.xp.tanh(0.5 * z + a), "float64")
+    sol = backend.fixed_point(f, backend.asarray(np.zeros((2, 3)), "float32"), x, backward=backward)
+    assert str(sol.value.dtype).endswith("float32")
+
+
+def test_unroll_gradient_reaches_z0(backend):
+    """``unroll`` differentiates the iterations from ``z0`` too: the chain rule of 5 Picard steps."""
+    a = np.linspace(-1.0, 1.0, 6).reshape(2, 3)
+    z0 = np.full((2, 3), 0.3)
+    x = backend.asarray(a)
+    options = {"solver": "picard", "backward": "unroll", "tol": 0.0, "max_iter": 5}
+    loss = lambda p: (
+        backend.fixed_point(lambda z, u: backend.xp.tanh(0.5 * z + u), p["z0"], x, **options).value ** 2
+    ).sum()
+    _, grads = backend.value_and_grad(loss, {"z0": z0})
+    z, chain = z0, np.ones_like(z0)
+    for _ in range(5):
+        z = np.tanh(0.5 * z + a)
+        chain = chain * 0.5 * (1 - z**2)
+    np.testing.assert_allclose(grads["z0"], 2 * z * chain, rtol=1e-10)
 
 
 @pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
