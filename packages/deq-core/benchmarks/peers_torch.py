@@ -3,12 +3,25 @@
     python packages/deq-core/benchmarks/peers_torch.py [--repeats 7] [--out results/peers_torch]
 
 Rows: forward solves of a tanh cell (d = 256 and 2048, batch 64, spectral radius 0.9 and 0.98) and of a small
-conv DEQ, and training steps (forward + backward) with each library's exact (implicit) gradient and torchdeq's
-default one-step gradient. Libraries define tolerances differently, so each forward solver runs at the loosest
-tolerance of its own that still reaches the achieved residual ``max_batch ||f(z) - z|| / ||f(z)|| <= 1e-4``:
-rows compare equal accuracy, not equal settings. Every row reports the median time over interleaved repeats,
-the f evaluations (per sample, mean), the achieved residual and the tolerance set, and for training steps the
-gradient's relative error against long unrolled autograd in float64.
+conv DEQ; a per-sample early-exit group; and training steps (forward + backward) with each library's exact
+(implicit) gradient, forward and backward by Picard and by Anderson to 1e-6 in both libraries, and
+torchdeq's default one-step gradient.
+
+The per-sample early-exit group ("tanh rates 0.3-0.99", d = 2048, d = 256 under ``--quick``) solves
+``z_i -> tanh(r_i W z_i + x_i)`` with a symmetric ``||W||_2 = 1`` and per-sample rates
+``r = linspace(0.3, 0.99, 64)`` carried as the last column of the per-sample data, so samples need from a few
+to about a hundred iterations. deq-core's ``DEQ`` module (which evaluates the cell only on the samples not yet
+converged) is timed next to ``fixed_point`` (which freezes converged samples but evaluates the whole batch),
+torchdeq (which stops on one residual of the whole batch, so every sample runs as long as the batch), the
+hand-written batch loop and, as this group's floor, a hand-written loop that drops each sample's rows once
+it has converged.
+
+Libraries define tolerances differently, so each forward solver runs at the loosest tolerance of its own that
+still reaches the achieved residual ``max_batch ||f(z) - z|| / ||f(z)|| <= 1e-4``: rows compare equal
+accuracy, not equal settings. Every row reports the median time over interleaved repeats, the ratios against
+the group's floor and torchdeq's two solvers, the f evaluations (rows of the batch evaluated, per sample,
+mean), the achieved residual and the tolerance set, and for training steps the gradient's relative error
+against long unrolled autograd in float64.
 Needs ``torchdeq`` (``pip install torchdeq``); absolute times are for ratios only.
 """
 
@@ -18,24 +31,33 @@ import argparse
 import importlib.metadata
 import platform
 from collections.abc import Callable
+from pathlib import Path
 
+import numpy as np
 import torch
+from torch import nn
 
 from deq_core import Implicit
 from deq_core.analysis.timing import interleaved_medians, loosest_tolerance, write_results
-from deq_core.torch import fixed_point
+from deq_core.torch import DEQ, fixed_point
 
 TOL = 1e-4  # the achieved residual every forward solve must reach
 TOLERANCES = [TOL * 10 ** (k / 4) for k in range(16, -17, -1)]  # 1 ... 1e-8, searched per solver
+RATES = (0.3, 0.99)  # the per-sample contraction rates of the early-exit group, spread over the batch
+FLOOR = "hand-written Picard"
+PER_SAMPLE_FLOOR = "hand-written Picard, drops converged rows"
+PEERS = ("torchdeq anderson", "torchdeq fixed_point_iter")  # the ratio columns of the forward rows
 
 
 class Counted:
     """Wrap a cell ``cell(z, data)`` and count sample-evaluations."""
 
     def __init__(self, cell: Callable):
+        """Count the calls of ``cell`` from zero."""
         self.cell, self.evals = cell, 0
 
     def __call__(self, z: torch.Tensor, data: torch.Tensor) -> torch.Tensor:
+        """``cell(z, data)``, counting the rows of ``z`` (the samples evaluated)."""
         self.evals += z.shape[0]
         return self.cell(z, data)
 
@@ -46,6 +68,37 @@ def tanh_problem(d: int, rho: float, batch: int = 64, seed: int = 0, device: str
     W = torch.randn(d, d, generator=g)
     W = rho * W / torch.linalg.matrix_norm(W, 2)
     return W.to(device), torch.randn(batch, d, generator=g).to(device)
+
+
+def rates_problem(d: int, batch: int = 64, seed: int = 0, device: str = "cpu"):
+    """``z_i -> tanh(r_i W z_i + x_i)`` with per-sample rates ``r``; returns (cell, data).
+
+    ``W`` is symmetric with ``||W||_2 = 1``, so its spectral radius is 1 too and ``r_i`` is (close to) the
+    sample's actual contraction rate; the small input ``x`` (scale 0.1) keeps tanh near its linear range.
+    ``data = [x | r]`` has one row per sample, the rate in its last column: ``cell(z, data)`` reads each
+    sample's rate from its own row, so any subset of rows is a valid batch.
+    """
+    g = torch.Generator().manual_seed(seed)
+    W = torch.randn(d, d, generator=g)
+    W = W + W.T
+    W = (W / torch.linalg.matrix_norm(W, 2)).to(device)
+    x = 0.1 * torch.randn(batch, d, generator=g)
+    r = torch.tensor(np.linspace(*RATES, batch), dtype=torch.float32)[:, None]
+    data = torch.cat([x, r], dim=1).to(device)
+    return (lambda z, data: torch.tanh(data[:, -1:] * (z @ W.T) + data[:, :-1])), data
+
+
+class CellModule(nn.Module):
+    """An ``nn.Module`` around a callable ``cell(z, x)`` (``DEQ`` takes modules)."""
+
+    def __init__(self, cell: Callable):
+        """Hold ``cell`` (a plain callable, not a submodule)."""
+        super().__init__()
+        self.fn = cell
+
+    def forward(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """``cell(z, x)``."""
+        return self.fn(z, x)
 
 
 def conv_problem(
@@ -90,6 +143,19 @@ def picard_floor(f: Callable, z0: torch.Tensor, tol: float, max_iter: int = 500)
     return z
 
 
+def picard_per_sample(cell: Callable, z0: torch.Tensor, data: torch.Tensor, tol: float, max_iter: int = 500):
+    """The hand-written early-exit loop: iterate only the rows whose relative residual is above ``tol``."""
+    z, rows = z0.clone(), torch.arange(z0.shape[0], device=z0.device)
+    for _ in range(max_iter):
+        zr = z[rows]
+        fz = cell(zr, data[rows])
+        z[rows] = fz
+        rows = rows[(fz - zr).flatten(1).norm(dim=1) > tol * fz.flatten(1).norm(dim=1)]
+        if rows.numel() == 0:
+            break
+    return z
+
+
 def forward_solvers(z0: torch.Tensor, data: torch.Tensor) -> dict[str, Callable]:
     """Each forward solver as ``solve(cell, tol) -> z`` for ``z = cell(z, data)`` from ``z0``.
 
@@ -99,15 +165,17 @@ def forward_solvers(z0: torch.Tensor, data: torch.Tensor) -> dict[str, Callable]
     from torchdeq.solver import anderson_solver, fixed_point_iter
 
     def peer(solver):
+        """A torchdeq solver on the closure, stopping on the batch's relative residual."""
         return lambda cell, tol: solver(lambda z: cell(z, data), z0, max_iter=500, tol=tol, stop_mode="rel")[
             0
         ]
 
     def ours(kind):
+        """deq-core's ``fixed_point`` with the per-sample ``data`` as ``args``."""
         return lambda cell, tol: fixed_point(cell, z0, data, solver=kind, tol=tol, max_iter=500).value
 
     return {
-        "hand-written Picard": lambda cell, tol: picard_floor(lambda z: cell(z, data), z0, tol),
+        FLOOR: lambda cell, tol: picard_floor(lambda z: cell(z, data), z0, tol),
         "deq-core picard": ours("picard"),
         "deq-core anderson": ours("anderson"),
         "torchdeq fixed_point_iter": peer(fixed_point_iter),
@@ -115,14 +183,54 @@ def forward_solvers(z0: torch.Tensor, data: torch.Tensor) -> dict[str, Callable]
     }
 
 
-def forward_rows(name: str, cell: Callable, z0: torch.Tensor, data: torch.Tensor, repeats: int) -> list[dict]:
+def per_sample_solvers(z0: torch.Tensor, data: torch.Tensor) -> dict[str, Callable]:
+    """The early-exit group's solvers, as in :func:`forward_solvers`.
+
+    ``DEQ(cell)(data, z0)`` gets the per-sample ``data`` as its input ``x`` and evaluates the cell only on
+    the rows of samples not yet converged; ``fixed_point`` with the same ``data`` as ``args`` freezes
+    converged samples but still evaluates the whole batch; torchdeq's solvers stop on one residual of the
+    whole batch.
+    """
+    solvers = forward_solvers(z0, data)
+
+    def deq(kind):
+        """deq-core's ``DEQ`` module around the cell, called on the per-sample ``data``."""
+
+        def solve(cell, tol):
+            """``z*`` at ``tol``."""
+            return DEQ(CellModule(cell), solver=kind, tol=tol, max_iter=500)(data, z0)[0]
+
+        return solve
+
+    return {
+        PER_SAMPLE_FLOOR: lambda cell, tol: picard_per_sample(cell, z0, data, tol),
+        FLOOR: solvers[FLOOR],
+        "deq-core picard, DEQ (skips converged)": deq("picard"),
+        "deq-core anderson, DEQ (skips converged)": deq("anderson"),
+        "deq-core picard, fixed_point (whole batch)": solvers["deq-core picard"],
+        "deq-core anderson, fixed_point (whole batch)": solvers["deq-core anderson"],
+        "torchdeq fixed_point_iter": solvers["torchdeq fixed_point_iter"],
+        "torchdeq anderson": solvers["torchdeq anderson"],
+    }
+
+
+def forward_rows(
+    name: str,
+    cell: Callable,
+    z0: torch.Tensor,
+    data: torch.Tensor,
+    repeats: int,
+    solvers: dict[str, Callable] | None = None,
+    floor: str = FLOOR,
+) -> list[dict]:
     """Time every forward solver on ``cell(z, data)``, each at the loosest tolerance that reaches ``TOL``.
 
     Every solver's own tolerance is calibrated so that its returned ``z`` has an achieved residual
     ``max_batch ||f(z) - z|| / ||f(z)|| <= TOL``: the rows compare equal accuracy, not equal settings.
+    ``solvers`` defaults to :func:`forward_solvers`; ``floor`` names the row of the "vs floor" column.
     """
     f = lambda z: cell(z, data)
-    solvers = forward_solvers(z0, data)
+    solvers = forward_solvers(z0, data) if solvers is None else solvers
     rows = []
     with torch.no_grad():
         tols = {
@@ -144,15 +252,17 @@ def forward_rows(name: str, cell: Callable, z0: torch.Tensor, data: torch.Tensor
                     "tol set": tols[label],
                 }
             )
-    _ratios(rows, "hand-written Picard", "torchdeq anderson")
+    _ratios(rows, floor, PEERS)
     return rows
 
 
-def _ratios(rows: list[dict], floor: str, peer: str) -> None:
+def _ratios(rows: list[dict], floor: str, peers: tuple[str, ...]) -> None:
+    """Add each row's time relative to the ``floor`` row ("vs floor") and to each of the ``peers`` rows."""
     by_case = {r["case"].split(": ", 1)[1]: r for r in rows}
     for row in rows:
         row["vs floor"] = row["ms"] / by_case[floor]["ms"]
-        row[f"vs {peer}"] = row["ms"] / by_case[peer]["ms"]
+        for peer in peers:
+            row[f"vs {peer}"] = row["ms"] / by_case[peer]["ms"]
 
 
 def synchronizer(device: torch.device) -> Callable[[], None]:
@@ -168,6 +278,7 @@ def training_rows(d: int, rho: float, repeats: int, device: str) -> list[dict]:
     W = W0.clone().requires_grad_()
 
     def reference() -> torch.Tensor:
+        """The gradient by long unrolled autograd in float64."""
         W64 = W0.double().requires_grad_()
         z = torch.zeros(x.shape, dtype=torch.float64, device=x.device)
         for _ in range(
@@ -180,40 +291,55 @@ def training_rows(d: int, rho: float, repeats: int, device: str) -> list[dict]:
     ref = reference()
     cell = lambda z: torch.tanh(z @ W.T + x)
 
-    def ours():
-        z = fixed_point(
-            lambda z, x: torch.tanh(z @ W.T + x),
-            torch.zeros_like(x),
-            x,
-            tol=1e-6,
-            max_iter=500,
-            backward=Implicit(tol=1e-6),
-        ).value
-        return torch.autograd.grad((z**2).sum(), W)[0]
+    def ours(solver):
+        """deq-core's step: a solve with the implicit gradient, forward and adjoint by ``solver`` to 1e-6."""
 
-    deq_ift = get_deq(
-        f_solver="anderson",
-        f_max_iter=500,
-        f_tol=1e-6,
-        f_stop_mode="rel",
-        ift=True,
-        b_solver="anderson",
-        b_max_iter=500,
-        b_tol=1e-6,
-        b_stop_mode="rel",
-    )
+        def step():
+            """One forward + backward."""
+            z = fixed_point(
+                lambda z, x: torch.tanh(z @ W.T + x),
+                torch.zeros_like(x),
+                x,
+                solver=solver,
+                tol=1e-6,
+                max_iter=500,
+                backward=Implicit(solver=solver, tol=1e-6),
+            ).value
+            return torch.autograd.grad((z**2).sum(), W)[0]
+
+        return step
+
+    def torchdeq_ift(solver):
+        """torchdeq's exact-gradient layer, forward and backward by ``solver`` to 1e-6."""
+        return get_deq(
+            f_solver=solver,
+            f_max_iter=500,
+            f_tol=1e-6,
+            f_stop_mode="rel",
+            ift=True,
+            b_solver=solver,
+            b_max_iter=500,
+            b_tol=1e-6,
+            b_stop_mode="rel",
+        )
+
     deq_default = get_deq(f_solver="anderson", f_max_iter=500, f_tol=1e-6, f_stop_mode="rel")
 
     def torchdeq_step(deq):
+        """A step through the torchdeq layer ``deq``."""
+
         def step():
+            """One forward + backward."""
             z = deq(cell, torch.zeros_like(x))[0][-1]
             return torch.autograd.grad((z**2).sum(), W)[0]
 
         return step
 
     steps = {
-        "deq-core implicit": ours,
-        "torchdeq ift=True": torchdeq_step(deq_ift),
+        "deq-core implicit (picard)": ours("picard"),
+        "torchdeq ift=True": torchdeq_step(torchdeq_ift("anderson")),
+        "deq-core implicit (anderson)": ours("anderson"),
+        "torchdeq ift=True (fixed_point_iter)": torchdeq_step(torchdeq_ift("fixed_point_iter")),
         "torchdeq default (1-step)": torchdeq_step(deq_default),
     }
     medians = interleaved_medians(steps, repeats=repeats, sync=synchronizer(x.device))
@@ -240,6 +366,7 @@ COLUMNS = [
     "ms",
     "vs floor",
     "vs torchdeq anderson",
+    "vs torchdeq fixed_point_iter",
     "vs torchdeq ift=True",
     "f evals/sample",
     "residual",
@@ -254,7 +381,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
-    parser.add_argument("--quick", action="store_true", help="d=256 only, fewer repeats (a smoke run)")
+    parser.add_argument("--quick", action="store_true", help="d=256 only (a smoke run)")
     parser.add_argument("--out", default="results/peers_torch")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -272,10 +399,20 @@ def main() -> None:
             )
     cell, z0, u = conv_problem(device=args.device)
     rows += forward_rows("conv 16ch 32x32 batch 16", cell, z0, u, args.repeats)
+    d = dims[-1]
+    cell, data = rates_problem(d, device=args.device)
+    z0 = torch.zeros(data.shape[0], d, device=args.device)
+    rows += forward_rows(
+        f"tanh rates {RATES[0]}-{RATES[1]} d={d}",
+        cell,
+        z0,
+        data,
+        args.repeats,
+        solvers=per_sample_solvers(z0, data),
+        floor=PER_SAMPLE_FLOOR,
+    )
     for d in dims:
         rows += training_rows(d, 0.9, args.repeats, args.device)
-    from pathlib import Path
-
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     meta = {
         "machine": platform.platform(),
@@ -285,6 +422,8 @@ def main() -> None:
         "torch": torch.__version__,
         "torchdeq": importlib.metadata.version("torchdeq"),
         "tol": TOL,
+        "per-sample rates": list(RATES),
+        "floor": f"{FLOOR} (per-sample group: {PER_SAMPLE_FLOOR})",
     }
     print(write_results(rows, COLUMNS, args.out, meta))
 

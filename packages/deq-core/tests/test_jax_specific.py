@@ -60,3 +60,14 @@ def test_grad_through_deq_module_under_filter_jit():
         and bool(jnp.all(jnp.isfinite(g.cell.W)))
         and float(jnp.abs(g.cell.W).sum()) > 0
     )
+
+
+def test_throw_under_jit_says_which_exception_to_catch():
+    """Under ``jit`` a failed solve can only raise equinox's runtime error; its message says so."""
+
+    @eqx.filter_jit
+    def solve(x):
+        return fixed_point(lambda z, a: z + a, jnp.zeros((2, 3)), x, tol=1e-6, max_iter=20, throw=True).value
+
+    with pytest.raises(eqx.EquinoxRuntimeError, match="catch that exception there, or call outside jit"):
+        jax.block_until_ready(solve(jnp.ones((2, 3))))

@@ -38,7 +38,8 @@ def under_jit(exception: str) -> str:
     """The note added to a convergence error raised inside ``jax.jit``."""
     return (
         f" [raised under jax.jit as {exception}: catch that exception there, or call outside jit to get "
-        "deq_core.ConvergenceError; jit can only raise through equinox's runtime errors]"
+        "deq_core.ConvergenceError; jit can only raise through equinox's runtime errors, whose messages "
+        "only equinox.filter_jit shows]"
     )
 
 
