@@ -46,12 +46,12 @@ def within(stop: Stop, abs_res: Array, scale: Array) -> Array:
     return abs_res <= stop.atol + stop.rtol * scale
 
 
-def steady(xp: Ops, stop: Stop, abs_res: Array, scale: Array, best_abs: Array, active: Array) -> Array:
-    """Whether every sample is active, improving and still outside the tolerance (a scalar boolean).
+def steady(xp: Ops, stop: Stop, abs_res: Array, scale: Array, best_abs: Array) -> Array:
+    """Whether every sample is improving and still outside the tolerance (a scalar boolean).
 
     Improving implies a finite residual, and outside ``atol + rtol * scale`` a finite, non-NaN scale.
     """
-    return xp.all(active & (abs_res < best_abs) & ~within(stop, abs_res, scale))
+    return xp.all((abs_res < best_abs) & (abs_res > stop.atol + stop.rtol * scale))
 
 
 def decide(xp: Ops, stop: Stop, going: Any, k: Any, abs_res: Array, scale: Array, s: dict) -> dict:
@@ -95,6 +95,7 @@ def decide(xp: Ops, stop: Stop, going: Any, k: Any, abs_res: Array, scale: Array
         "nstep": xp.where(stops, k + 1, s["nstep"]),  # a sample's last step counts all of its steps
         "active": keep,
         "more": xp.any(keep),
+        "all": xp.all(keep),
     }
 
 
@@ -126,6 +127,7 @@ def iterate(
         "nstep": zeros_int,
         "active": ~ops.zeros((batch,), z0, dtype="bool"),
         "more": True,  # whether any sample is still active
+        "all": True,  # whether every sample is
     }
     if trace:
         state["trace"] = ops.full((max_iter, batch), float("nan"), z0)
@@ -161,12 +163,11 @@ def iterate(
                 "z": ops.select_rows(d["active"], z_next, z),
                 "best": ops.select_rows(d["take"], (fz, scale), s["best"]),
                 "more": d["more"],
+                "all": d["all"],
             }
 
-        running = lambda: (
-            going
-            and ops.per_sample(lambda xp, *a: steady(xp, stop, *a), abs_res, scale, s["best_abs"], active)
-        )
+        check = lambda xp, *a: steady(xp, stop, *a)
+        running = lambda: going and s["all"] and ops.per_sample(check, abs_res, scale, s["best_abs"])
         return ops.cond(running, plain, general)
 
     state = ops.while_loop(cond, body, state, max_iter)

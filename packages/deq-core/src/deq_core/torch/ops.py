@@ -14,6 +14,14 @@ _DTYPES = {"int": torch.int64, "bool": torch.bool}
 _NUMPY = NumpyOps()
 
 
+def _to_numpy(x: Any) -> Any:
+    return x.numpy() if isinstance(x, torch.Tensor) else x
+
+
+def _from_numpy(x: Any) -> Any:
+    return torch.from_numpy(x) if isinstance(x, np.ndarray) else x  # a numpy scalar stays one
+
+
 def _tree(fn: Callable, x: Any) -> Any:
     """``fn`` applied to every leaf of nested tuples and dicts."""
     if isinstance(x, tuple):
@@ -73,8 +81,11 @@ class TorchOps:
         return torch.where(mask.reshape(-1, *[1] * (a.ndim - 1)), a, b)
 
     def norm(self, x, ord):
+        order = 2 if ord == 2 else float("inf")
+        if not torch.is_grad_enabled():
+            return torch.linalg.vector_norm(x, ord=order, dim=1)
         with torch.no_grad():
-            return torch.linalg.vector_norm(x, ord=2 if ord == 2 else float("inf"), dim=1)
+            return torch.linalg.vector_norm(x, ord=order, dim=1)
 
     def dot(self, x, y):
         return (x * y).sum(1)
@@ -132,16 +143,14 @@ class TorchOps:
         return buffer
 
     def stop_gradient(self, x):
-        return x.detach()
+        return x.detach() if torch.is_grad_enabled() else x
 
     def per_sample(self, fn, *arrays):
         if not self.cpu:
             return fn(self, *arrays)
         # Host bookkeeping: numpy views of CPU tensors, each operation ~1 us where torch takes ~5 us.
-        out = fn(_NUMPY, *_tree(lambda t: t.numpy() if isinstance(t, torch.Tensor) else t, arrays))
-        return _tree(
-            lambda a: torch.from_numpy(np.asarray(a)) if isinstance(a, np.ndarray | np.generic) else a, out
-        )
+        out = fn(_NUMPY, *(_tree(_to_numpy, a) if isinstance(a, dict) else _to_numpy(a) for a in arrays))
+        return _tree(_from_numpy, out) if isinstance(out, dict) else _from_numpy(out)
 
     def evaluate(self, f, z, active):
         if not self.compact:
