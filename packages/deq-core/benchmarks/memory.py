@@ -18,27 +18,21 @@ import torch
 
 from deq_core.analysis.timing import write_results
 from deq_core.torch import fixed_point
+from deq_core.torch.memory import saved_bytes
 
 BACKWARDS = ("implicit", "unroll", "reversible")
 
 
-def saved_bytes(backward: str, iters: int, d: int = 256, batch: int = 64) -> int:
+def solve_bytes(backward: str, iters: int, d: int = 256, batch: int = 64) -> int:
     """Bytes saved for backward by one solve of ``iters`` iterations."""
     torch.manual_seed(0)
     W = torch.randn(d, d)
     W = (0.9 * W / torch.linalg.matrix_norm(W, 2)).requires_grad_()
     x = torch.randn(batch, d, requires_grad=True)
-    total = 0
-
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        nonlocal total
-        total += t.numel() * t.element_size()
-        return t
-
     f, z0 = lambda z, x: torch.tanh(z @ W.T + x), torch.zeros(batch, d)
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        fixed_point(f, z0, x, solver="picard", backward=backward, tol=0.0, max_iter=iters)
-    return total
+    return saved_bytes(
+        lambda: fixed_point(f, z0, x, solver="picard", backward=backward, tol=0.0, max_iter=iters)
+    )
 
 
 def main() -> None:
@@ -49,7 +43,7 @@ def main() -> None:
     args = parser.parse_args()
     rows = []
     for t in args.iters:
-        row = {"iterations": t, **{f"{b} bytes": saved_bytes(b, t) for b in BACKWARDS}}
+        row = {"iterations": t, **{f"{b} bytes": solve_bytes(b, t) for b in BACKWARDS}}
         for b in BACKWARDS[1:]:
             row[f"{b}/implicit"] = row[f"{b} bytes"] / row["implicit bytes"]
         rows.append(row)

@@ -7,6 +7,7 @@ torch = pytest.importorskip("torch")
 
 from deq_core.testing import problems  # noqa: E402
 from deq_core.torch import DEQ, fixed_point  # noqa: E402
+from deq_core.torch.memory import saved_bytes  # noqa: E402
 
 
 class TanhCell(torch.nn.Module):
@@ -19,20 +20,6 @@ class TanhCell(torch.nn.Module):
 
     def forward(self, z, x):
         return torch.tanh(z @ self.W.T + x)
-
-
-def saved_bytes(fn) -> int:
-    """Bytes of tensors autograd saves for backward while ``fn`` runs."""
-    total = 0
-
-    def pack(t):
-        nonlocal total
-        total += t.numel() * t.element_size()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        fn()
-    return total
 
 
 def test_compiled_deq_forward_matches_eager():
