@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from deq_pde.baselines import cg_amg, direct, gauss_seidel, jacobi, newton, picard
 from deq_pde.operators import (
@@ -48,6 +49,21 @@ def test_iterative_agrees_with_direct(darcy_system, solve):
     assert result.residuals.shape == (result.iterations + 1,)
     assert result.residuals[-1] < 1e-10 < result.residuals[0]
     assert np.linalg.norm(result.solution - ref) / np.linalg.norm(ref) < 1e-8
+
+
+def test_stationary_iterations_never_claim_unearned_convergence(darcy_system):
+    """Jacobi diverging to inf/NaN, or a fixed sweep count without ``tol``, is not ``converged``."""
+    matrix = sp.csr_matrix(
+        np.array([[1.0, 0.9, 0.9], [0.9, 1.0, 0.9], [0.9, 0.9, 1.0]])
+    )  # SPD, Jacobi diverges
+    with np.errstate(over="ignore", invalid="ignore"):
+        diverged = jacobi(matrix, np.ones(3), iterations=2000, tol=1e-8)
+    assert not diverged.converged and diverged.iterations < 2000
+    assert not np.isfinite(diverged.residuals[-1]) or diverged.residuals[-1] > 1
+    dmatrix, rhs = darcy_system
+    assert not gauss_seidel(dmatrix, rhs, iterations=5).converged  # no tol asked: nothing claimed
+    short = gauss_seidel(dmatrix, rhs, iterations=5, tol=1e-12)
+    assert not short.converged and short.residuals[-1] > 1e-12
 
 
 def test_fixed_iteration_count_and_bad_input(darcy_system):

@@ -1,6 +1,8 @@
 """Classical sparse linear solvers: direct LU, AMG-preconditioned CG, Jacobi and Gauss-Seidel.
 
-Residual histories are relative: ``||b - A x_k|| / ||b||`` (``||b||`` replaced by 1 when ``b = 0``).
+Residual histories are relative: ``||b - A x_k|| / ||b||`` (``||b||`` replaced by 1 when ``b = 0``). A
+result is ``converged`` only when its last residual is finite and within the ``tol`` asked for: a fixed
+number of sweeps without a ``tol`` claims nothing.
 """
 
 from __future__ import annotations
@@ -77,12 +79,12 @@ def jacobi(
     r = rhs - matrix @ x
     history = [np.linalg.norm(r) / scale]
     for _ in range(iterations):
-        if tol is not None and history[-1] <= tol:
+        if _done(history[-1], tol):
             break
         x += omega * r / diag
         r = rhs - matrix @ x
         history.append(np.linalg.norm(r) / scale)
-    return SolveResult(x, len(history) - 1, np.asarray(history), tol is None or history[-1] <= tol)
+    return SolveResult(x, len(history) - 1, np.asarray(history), _met(history[-1], tol))
 
 
 def gauss_seidel(
@@ -98,8 +100,18 @@ def gauss_seidel(
     scale = _scale(rhs)
     history = [np.linalg.norm(rhs - matrix @ x) / scale]
     for _ in range(iterations):
-        if tol is not None and history[-1] <= tol:
+        if _done(history[-1], tol):
             break
         pyamg.relaxation.relaxation.gauss_seidel(matrix, x, rhs, iterations=1, sweep=sweep)
         history.append(np.linalg.norm(rhs - matrix @ x) / scale)
-    return SolveResult(x, len(history) - 1, np.asarray(history), tol is None or history[-1] <= tol)
+    return SolveResult(x, len(history) - 1, np.asarray(history), _met(history[-1], tol))
+
+
+def _met(residual: float, tol: float | None) -> bool:
+    """Whether a relative residual is finite and within ``tol`` (never without a ``tol``)."""
+    return tol is not None and bool(np.isfinite(residual)) and residual <= tol
+
+
+def _done(residual: float, tol: float | None) -> bool:
+    """Whether a stationary iteration should stop: within ``tol``, or diverged to inf/NaN."""
+    return _met(residual, tol) or not np.isfinite(residual)
