@@ -66,6 +66,16 @@ def test_stationary_iterations_never_claim_unearned_convergence(darcy_system):
     assert not short.converged and short.residuals[-1] > 1e-12
 
 
+@pytest.mark.parametrize("value", [-0.5, 0.0, float("nan"), float("inf")])
+def test_darcy_system_rejects_a_coefficient_that_is_not_positive_and_finite(value):
+    """A negative, zero, NaN or infinite coefficient is refused by name, not solved into a wrong answer."""
+    problem = DarcyProblem(FunctionSpace(unit_square(4), 1))
+    coef = np.ones(problem.space.quadrature_points.shape[:-1])
+    coef[2, 0] = value
+    with pytest.raises(ValueError, match="Darcy coefficient must be finite and positive everywhere"):
+        problem.system(coef)
+
+
 def test_fixed_iteration_count_and_bad_input(darcy_system):
     matrix, rhs = darcy_system
     result = gauss_seidel(matrix, rhs, iterations=7)
