@@ -88,6 +88,34 @@ def test_unknown_names_give_one_line_errors(toy_entry_points, capsys, argv, mess
     assert captured.out == ""
 
 
+def test_bad_out_seed_and_smoke_flag_are_one_line_errors_before_training(
+    toy_entry_points, capsys, tmp_path, monkeypatch
+):
+    """``--out`` naming a file or a path under a file, ``--seed -1`` and ``DEQ_SMOKE=yes`` fail at once."""
+    afile = tmp_path / "report.txt"
+    afile.write_text("not a folder")
+    cases = [
+        (["--out", str(afile)], f"--out {afile} is a file; give a folder"),
+        (["--out", str(afile / "sub")], f"--out {afile / 'sub'} cannot be written"),
+        (["--seed", "-1", "--out", str(tmp_path / "r")], "--seed must be >= 0, got -1"),
+    ]
+    for extra, message in cases:
+        assert cli.main(["run", "toy", "--quick", *extra]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"deq: error: {message}") and err.count("\n") == 1, err
+    monkeypatch.setenv("DEQ_SMOKE", "yes")
+    assert cli.main(["run", "toy", "--quick", "--out", str(tmp_path / "r")]) == 2
+    assert capsys.readouterr().err == "deq: error: DEQ_SMOKE must be 0 or 1, got 'yes'\n"
+    assert not (tmp_path / "r" / "report.json").exists()
+
+
+def test_help_names_only_existing_commands(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    out = capsys.readouterr().out
+    assert "{list,run}" in out and "plot" not in out
+
+
 def test_missing_backend_is_one_line_error(toy_entry_points, capsys):
     missing = [b for b in ("torch", "jax") if b not in INSTALLED]
     if not missing:

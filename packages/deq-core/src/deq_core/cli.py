@@ -2,7 +2,8 @@
 
 ``deq run`` calls the domain's ``run`` (see :mod:`deq_core.domains`), prints a table, and writes
 ``report.json`` (atomically, schema-checked) and ``scaling.png`` into ``--out``. Bad names (domain, task,
-backend, device) end the command with a one-line error listing the valid choices and exit code 2.
+backend, device), a bad ``--seed``/``--threads``/``DEQ_SMOKE``, and an ``--out`` that is a file or cannot be
+written end the command before any training, with a one-line error and exit code 2.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import argparse
 import importlib.util
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,7 +21,7 @@ from typing import Any
 from deq_core.analysis.plot import plot_scaling
 from deq_core.analysis.report import ReportError, package_versions, validate_report, write_report
 from deq_core.analysis.table import format_table
-from deq_core.domains import BACKENDS, discover
+from deq_core.domains import BACKENDS, discover, smoke
 
 DEVICES = ("cpu", "cuda")
 
@@ -40,7 +42,9 @@ def _installed_backends() -> list[str]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="deq", description="Implicit-model domains: run, report, plot.")
+    parser = argparse.ArgumentParser(
+        prog="deq", description="Implicit-model domains: list the installed ones, or run one and report."
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("list", help="show the installed domains and their tasks")
     run = commands.add_parser(
@@ -125,8 +129,13 @@ def _run(args: argparse.Namespace) -> int:
     _set_threads(backend, args.threads)
     _check_device(backend, args.device)
 
-    out_dir = args.out if args.out is not None else Path("runs") / f"{domain.name}-{task}-{backend}"
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if args.seed < 0:
+        raise UsageError(f"--seed must be >= 0, got {args.seed}")
+    try:
+        smoke()
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    out_dir = _out_dir(args.out if args.out is not None else Path("runs") / f"{domain.name}-{task}-{backend}")
     config = domain.default_config(task, args.quick)
     start = time.perf_counter()
     report = domain.run(task, config, backend, args.device, out_dir, args.seed)
@@ -141,6 +150,19 @@ def _run(args: argparse.Namespace) -> int:
     plot_path = plot_scaling(report, out_dir / "scaling.png")
     print(f"wrote {report_path} and {plot_path}")
     return 0
+
+
+def _out_dir(path: Path) -> Path:
+    """Create the ``--out`` folder and check that it can be written, before any training starts."""
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"--out {path} is a file; give a folder (it is created when missing)")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".deq-write-check-"):
+            pass
+    except OSError as exc:
+        raise UsageError(f"--out {path} cannot be written: {exc.strerror or exc}") from None
+    return path
 
 
 def _complete(report: Any, config: dict[str, Any], backend: str, seconds: float) -> Any:
