@@ -8,7 +8,15 @@ eqx = pytest.importorskip("equinox")
 import jax.numpy as jnp  # noqa: E402
 
 from deq_pde.models import ModelSettings, TrainSettings  # noqa: E402
-from deq_pde.models.jax import FNO, FNODEQ, FourierLayer, SpectralConv2d, count_params, train  # noqa: E402
+from deq_pde.models.jax import (  # noqa: E402
+    FNO,
+    FNODEQ,
+    FourierLayer,
+    SpectralConv2d,
+    count_params,
+    predict,
+    train,
+)
 
 SETTINGS = ModelSettings(width=6, modes=3, projection=10, train_iters=3, phantom_steps=2)
 
@@ -16,6 +24,15 @@ SETTINGS = ModelSettings(width=6, modes=3, projection=10, train_iters=3, phantom
 def _inputs(batch=3, n=9, seed=0):
     rng = np.random.default_rng(seed)
     return jnp.asarray(rng.choice([3.0, 12.0], (batch, n, n)), dtype=jnp.float32)
+
+
+def test_predict_returns_the_solution_for_both_models():
+    rng = np.random.default_rng(0)
+    a = _inputs(batch=5)
+    deq, fno = FNODEQ(9, SETTINGS, rng), FNO(9, SETTINGS, rng)
+    np.testing.assert_allclose(predict(deq, a, batch=2), eqx.filter_jit(deq)(a)[0], atol=1e-5)
+    np.testing.assert_allclose(predict(fno, a, batch=2), fno(a), atol=1e-5)
+    assert predict(deq, a, steps=3).shape == a.shape
 
 
 def test_shapes_and_equal_parameter_counts():

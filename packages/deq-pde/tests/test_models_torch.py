@@ -6,7 +6,15 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from deq_pde.models import ModelSettings, TrainSettings  # noqa: E402
-from deq_pde.models.torch import FNO, FNODEQ, FourierLayer, SpectralConv2d, count_params, train  # noqa: E402
+from deq_pde.models.torch import (  # noqa: E402
+    FNO,
+    FNODEQ,
+    FourierLayer,
+    SpectralConv2d,
+    count_params,
+    predict,
+    train,
+)
 
 SETTINGS = ModelSettings(width=6, modes=3, projection=10, train_iters=3, phantom_steps=2)
 
@@ -24,6 +32,15 @@ def test_shapes_and_equal_parameter_counts():
     assert fno(a).shape == a.shape and deq.budget(a, 5).shape == a.shape
     assert count_params(deq) == count_params(fno)
     assert count_params(FNO(9, SETTINGS, depth=3)) > count_params(fno)
+
+
+def test_predict_returns_the_solution_for_both_models():
+    a = _inputs(batch=5)
+    deq, fno = FNODEQ(9, SETTINGS), FNO(9, SETTINGS)
+    with torch.no_grad():
+        assert torch.allclose(predict(deq, a, batch=2), deq(a)[0], atol=1e-5)
+        assert torch.allclose(predict(fno, a, batch=2), fno(a), atol=1e-6)
+    assert predict(deq, a, steps=3).shape == a.shape
 
 
 def test_first_iterate_is_the_explicit_layer_with_the_same_weights():

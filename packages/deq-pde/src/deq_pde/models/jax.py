@@ -311,9 +311,12 @@ def budget_fn(model: FNODEQ) -> eqx.Partial:
 
 
 def predict(model: eqx.Module, inputs: jax.Array, batch: int = 64, steps: int | None = None) -> jax.Array:
-    """Batched jitted evaluation of ``model`` (or of ``model.budget(., steps)`` when ``steps`` is given)."""
+    """Batched jitted prediction of ``model`` (or of ``model.budget(., steps)`` when ``steps`` is given).
+
+    An FNO-DEQ returns ``(u, z)``; the prediction is ``u``.
+    """
     if steps is None:
-        fn = eqx.filter_jit(lambda m, a: m(a))
+        fn = eqx.filter_jit(lambda m, a: (lambda out: out[0] if isinstance(out, tuple) else out)(m(a)))
     else:
         fn = eqx.filter_jit(lambda m, a: m.budget(a, steps))
     parts = [fn(model, inputs[i : i + batch]) for i in range(0, inputs.shape[0], batch)]

@@ -261,10 +261,13 @@ def to_tensor(array: np.ndarray, device: str) -> torch.Tensor:
 def predict(
     model: nn.Module, inputs: torch.Tensor, batch: int = 64, steps: int | None = None
 ) -> torch.Tensor:
-    """Batched no-grad evaluation of ``model(inputs)``, or of ``model.budget(inputs, steps)``."""
+    """Batched no-grad prediction of ``model(inputs)``, or of ``model.budget(inputs, steps)``.
+
+    An FNO-DEQ returns ``(u, z)``; the prediction is ``u``.
+    """
     with torch.no_grad():
         parts = [
             model(inputs[i : i + batch]) if steps is None else model.budget(inputs[i : i + batch], steps)
             for i in range(0, inputs.shape[0], batch)
         ]
-    return torch.cat(parts)
+    return torch.cat([part[0] if isinstance(part, tuple) else part for part in parts])
