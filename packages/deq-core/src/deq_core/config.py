@@ -290,6 +290,11 @@ class SolveOptions:
         for name in ("throw", "trace"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"fixed_point.{name} must be a bool, got {getattr(self, name)!r}")
+        if isinstance(self.backward, Reversible) and self.trace:
+            raise ConfigError(
+                "fixed_point.trace is not recorded by the reversible backward (its coupled iteration measures"
+                " every other evaluation); use trace=False, or another backward mode"
+            )
         if isinstance(self.backward, Reversible) and self.max_iter < 3:
             raise ConfigError(
                 f"fixed_point.max_iter must be >= 3 with the reversible backward (one coupled step costs two "

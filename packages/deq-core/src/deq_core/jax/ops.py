@@ -11,6 +11,11 @@ import jax.numpy as jnp
 _DTYPES = {"int": jnp.int32, "bool": jnp.bool_}
 
 
+def no_gradient(tree: Any) -> Any:
+    """``tree`` with every array leaf behind ``stop_gradient`` (the loops run on such inputs)."""
+    return jax.tree.map(lambda x: jax.lax.stop_gradient(x) if isinstance(x, jax.Array) else x, tree)
+
+
 class JaxOps:
     """JAX primitives for :mod:`deq_core.engine`.
 

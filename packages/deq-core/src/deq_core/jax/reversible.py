@@ -18,7 +18,7 @@ import jax.numpy as jnp
 from deq_core.config import SolveOptions
 from deq_core.engine import reversible
 from deq_core.engine.loop import LoopResult
-from deq_core.jax.ops import JaxOps
+from deq_core.jax.ops import JaxOps, no_gradient
 
 
 def solve_reversible(
@@ -35,7 +35,7 @@ def solve_reversible(
         f = eqx.filter_closure_convert(f, z0, args)
     shape = z0.shape[1:]
     z_init = z0.reshape(z0.shape[0], -1).astype(jnp.promote_types(z0.dtype, jnp.float32))
-    f_args, z_fixed = _no_gradient(((f, args), z_init))
+    f_args, z_fixed = no_gradient(((f, args), z_init))
     loop, y_last = reversible.forward(
         JaxOps(),
         lambda z: _apply(f_args, z, shape, z0.dtype),
@@ -52,11 +52,6 @@ def _apply(f_args: tuple, z: jax.Array, shape: tuple, dtype: Any) -> jax.Array:
     """``f(z, args)`` on flattened ``(batch, n)`` iterates, computed in ``dtype``, returned in ``z``'s."""
     f, args = f_args
     return f(z.reshape(z.shape[0], *shape).astype(dtype), args).reshape(z.shape[0], -1).astype(z.dtype)
-
-
-def _no_gradient(tree: Any) -> Any:
-    """``tree`` with every array leaf behind ``stop_gradient``."""
-    return jax.tree.map(lambda x: jax.lax.stop_gradient(x) if eqx.is_array(x) else x, tree)
 
 
 @eqx.filter_custom_vjp

@@ -24,7 +24,7 @@ from deq_core.engine import iterate, make_solver
 from deq_core.engine.adjoint import solve_adjoint
 from deq_core.engine.loop import LoopResult
 from deq_core.errors import ConvergenceError
-from deq_core.jax.ops import JaxOps
+from deq_core.jax.ops import JaxOps, no_gradient
 from deq_core.jax.reversible import solve_reversible
 from deq_core.solution import AdjointStats, Result, Solution, Stats
 
@@ -75,7 +75,7 @@ def solve(f: Callable, z0: jax.Array, args: Any, options: SolveOptions) -> Solut
         loop = _loop(f, z0, args, options, differentiable=True)
         z_star = _unflatten(loop.z, z0)
     else:
-        loop = _loop(*_no_gradient((f, z0, args)), options, differentiable=False)
+        loop = _loop(*no_gradient((f, z0, args)), options, differentiable=False)
         record = AdjointStats() if isinstance(backward, Implicit) else None
         z_star = _attach_gradient(f, _unflatten(loop.z, z0), args, options, record)
     return _solution(z_star, loop, options, record)
@@ -143,11 +143,6 @@ def _implicit_bwd(residuals, g, perturbed, f_args, z_star, options, record):
     y = _report(y, loop, options.adjoint_max_iter, options.throw, "adjoint solve: ", record)
     _, vjp_f_args = eqx.filter_vjp(lambda fa: fa[0](z_star, fa[1]), f_args)
     return vjp_f_args(y)[0]
-
-
-def _no_gradient(tree: Any) -> Any:
-    """``tree`` with every array leaf behind ``stop_gradient``."""
-    return jax.tree.map(lambda x: jax.lax.stop_gradient(x) if eqx.is_array(x) else x, tree)
 
 
 def _unflatten(z: jax.Array, like: jax.Array) -> jax.Array:

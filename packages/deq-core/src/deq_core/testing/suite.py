@@ -369,6 +369,8 @@ def test_config_errors(backend):
         _solve(backend, problem, tol=1e-5, stop=Stop(rtol=1e-3))
     with pytest.raises(ConfigError, match="Reversible.beta"):
         Reversible(beta=1.0)
+    with pytest.raises(ConfigError, match="trace is not recorded by the reversible backward"):
+        _solve(backend, problem, backward="reversible", trace=True)
 
 
 def test_bad_inputs(backend):
