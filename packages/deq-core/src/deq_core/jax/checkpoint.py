@@ -39,12 +39,16 @@ def save(
     opt_state: Any,
     key: jax.Array,
     metadata: dict[str, Any] | None = None,
+    extras: dict[str, bytes] | None = None,
 ) -> None:
-    """Write the checkpoint of ``step`` atomically: model leaves, optimizer state and key; then commit."""
+    """Write the checkpoint of ``step`` atomically: model leaves, optimizer state, key and the ``extras``
+    files (name -> contents, e.g. the trainer's warm starts); then commit."""
     directory.prepare()
     atomic_write(directory.path(step, MODEL), _serialise(model))
     atomic_write(directory.path(step, STATE), _serialise((opt_state, _key_data(key))))
-    directory.commit(step, [MODEL, STATE], metadata)
+    for name, contents in (extras or {}).items():
+        atomic_write(directory.path(step, name), contents)
+    directory.commit(step, [MODEL, STATE, *(extras or {})], metadata)
 
 
 def load(

@@ -68,8 +68,10 @@ def save(
     scheduler: Any = None,
     generator: torch.Generator | None = None,
     metadata: dict[str, Any] | None = None,
+    extras: dict[str, bytes] | None = None,
 ) -> None:
-    """Write the checkpoint of ``step`` atomically: weights, optimizer, scheduler, RNG states; then commit."""
+    """Write the checkpoint of ``step`` atomically: weights, optimizer, scheduler, RNG states and the
+    ``extras`` files (name -> contents, e.g. the trainer's warm starts); then commit."""
     directory.prepare()
     with atomic_path(directory.path(step, MODEL)) as temporary:
         save_model(model, str(temporary), metadata={"step": str(step)})
@@ -82,7 +84,9 @@ def save(
     buffer = io.BytesIO()
     torch.save(state, buffer)
     atomic_write(directory.path(step, STATE), buffer.getvalue())
-    directory.commit(step, [MODEL, STATE], metadata)
+    for name, contents in (extras or {}).items():
+        atomic_write(directory.path(step, name), contents)
+    directory.commit(step, [MODEL, STATE, *(extras or {})], metadata)
 
 
 def load(
