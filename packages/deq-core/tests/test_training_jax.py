@@ -30,7 +30,7 @@ from deq_core.jax.regularizers import (  # noqa: E402
     trainable,
 )
 from deq_core.jax.train import fit  # noqa: E402
-from deq_core.training import CheckpointDir, TrainConfig  # noqa: E402
+from deq_core.training import CheckpointDir, TrainConfig, WarmStartCache  # noqa: E402
 
 DIM, HIDDEN, BATCH = 3, 6, 8
 
@@ -278,3 +278,92 @@ def test_data_parallel_matches_one_device():
 
 if __name__ == "__main__":
     data_parallel_check()
+
+
+# Warm starts: a training set of SAMPLES fixed inputs, each visited again and again.
+SAMPLES = 12
+WARM_X = jax.random.normal(jax.random.key(5), (SAMPLES, DIM), jnp.float64)
+
+
+def warm_net(key):
+    """:class:`Net` whose DEQ takes the Jacobian-free backward (the warm-start recipe)."""
+    net = Net(key)
+    deq = DEQ(net.deq.cell, solver="anderson", backward="jfb", tol=1e-10, max_iter=60)
+    return eqx.tree_at(lambda n: n.deq, net, deq)
+
+
+def warm_sample(step, key):
+    """``(indices, (x, y))``: BATCH distinct samples of the fixed set, drawn with the sampler's key."""
+    index = np.asarray(jax.random.permutation(key, SAMPLES)[:BATCH])
+    x = WARM_X[index]
+    return index, (x, jnp.sin(x @ jnp.array([1.0, 1.0, -1.0]))[:, None])
+
+
+def warm_loss(model, data, z0):
+    """Three solver iterations from the cached iterate, then the read-out's squared error."""
+    x, y = data
+    z, _ = model.deq(jax.vmap(model.encode)(x), z0, max_iter=3)
+    return jnp.mean((jax.vmap(model.decode)(z) - y) ** 2), z
+
+
+def make_warm():
+    """A cache over the training set whose unknown rows start at zero."""
+    return WarmStartCache(SAMPLES, lambda data: jnp.zeros((data[0].shape[0], HIDDEN), jnp.float64))
+
+
+def test_warm_starts_continue_the_iteration_and_resume_exactly(tmp_path):
+    warm = make_warm()
+    reference, _ = fit(
+        warm_net(jax.random.key(0)),
+        ADAM,
+        warm_loss,
+        warm_sample,
+        TrainConfig(steps=9, progress=False),
+        warm=warm,
+    )
+    cached = warm.state()
+    assert warm.known.sum() == SAMPLES and warm.age.sum() == 9 * BATCH
+    assert np.isfinite(np.asarray(cached["values"])).all()
+
+    def crashing(step, key):
+        if step == 7:
+            raise KeyboardInterrupt("simulated crash")
+        return warm_sample(step, key)
+
+    config = TrainConfig(steps=9, checkpoint_every=3, progress=False, checkpoint_dir=str(tmp_path / "run"))
+    with pytest.raises(KeyboardInterrupt):
+        fit(warm_net(jax.random.key(0)), ADAM, warm_loss, crashing, config, warm=make_warm())
+    resumed_warm = make_warm()
+    resumed, history = fit(
+        warm_net(jax.random.key(1)), ADAM, warm_loss, warm_sample, config, warm=resumed_warm
+    )
+    assert history.start == 6
+    for a, b in zip(leaves(resumed), leaves(reference), strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(np.asarray(resumed_warm.state()["values"]), np.asarray(cached["values"]))
+    np.testing.assert_array_equal(resumed_warm.age, cached["age"])
+
+
+def test_warm_start_skips_rows_that_are_not_finite():
+    warm = make_warm()
+    fit(
+        warm_net(jax.random.key(0)),
+        ADAM,
+        warm_loss,
+        warm_sample,
+        TrainConfig(steps=2, progress=False),
+        warm=warm,
+    )
+    row = int(np.flatnonzero(warm.known)[0])
+    warm.values = warm.values.at[row].set(jnp.nan)
+    start = warm.get(np.array([row]), (WARM_X[np.array([row])], None))
+    np.testing.assert_array_equal(np.asarray(start), np.zeros((1, HIDDEN)))
+    with pytest.raises(ValueError, match="loss_fn\\(model, data, z0\\) must return \\(loss, z\\)"):
+        fit(
+            warm_net(jax.random.key(0)),
+            ADAM,
+            lambda m, d, z0: m.deq(jax.vmap(m.encode)(d[0]), z0)[0].sum(),
+            warm_sample,
+            TrainConfig(steps=1, progress=False),
+            warm=make_warm(),
+        )

@@ -25,7 +25,7 @@ from deq_core.errors import ConfigError  # noqa: E402
 from deq_core.torch import DEQ  # noqa: E402
 from deq_core.torch.regularizers import jacobian_frobenius, spectral_normalize  # noqa: E402
 from deq_core.torch.train import fit, init_distributed, shard_batch  # noqa: E402
-from deq_core.training import CheckpointDir, TrainConfig  # noqa: E402
+from deq_core.training import CheckpointDir, TrainConfig, WarmStartCache  # noqa: E402
 
 DIM, HIDDEN, BATCH = 3, 6, 8
 
@@ -315,3 +315,72 @@ def test_ddp_matches_single_process(tmp_path):
 
 if __name__ == "__main__":
     ddp_worker(sys.argv[1])
+
+
+# Warm starts: a training set of SAMPLES fixed inputs, each visited again and again.
+SAMPLES = 12
+WARM_X = torch.randn(SAMPLES, DIM, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+
+
+def warm_sample(step: int, generator: torch.Generator) -> tuple[np.ndarray, tuple]:
+    """``(indices, (x, y))``: BATCH distinct samples of the fixed set, drawn with the trainer's generator."""
+    index = torch.randperm(SAMPLES, generator=generator)[:BATCH].numpy()
+    x = WARM_X[index]
+    return index, (x, torch.sin(x @ torch.tensor([1.0, 1.0, -1.0], dtype=torch.float64))[:, None])
+
+
+def warm_loss(model: nn.Module, data: tuple, z0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Three solver iterations from the cached iterate, then the read-out's squared error."""
+    x, y = data
+    z, _ = model.deq(model.encode(x), z0, max_iter=3)
+    return ((model.decode(z) - y) ** 2).mean(), z
+
+
+def make_warm() -> WarmStartCache:
+    """A cache over the training set whose unknown rows start at zero."""
+    return WarmStartCache(SAMPLES, lambda data: torch.zeros(len(data[0]), HIDDEN, dtype=torch.float64))
+
+
+def test_warm_starts_continue_the_iteration_and_resume_exactly(tmp_path):
+    model, optimizer = make(backward="jfb")
+    warm = make_warm()
+    fit(model, optimizer, warm_loss, warm_sample, TrainConfig(steps=9, progress=False), warm=warm)
+    reference, cached = weights(model), warm.state()
+    assert warm.known.sum() == SAMPLES and warm.age.sum() == 9 * BATCH
+    assert torch.isfinite(cached["values"]).all()
+
+    def crashing(step: int, generator: torch.Generator):
+        if step == 7:
+            raise KeyboardInterrupt("simulated crash")
+        return warm_sample(step, generator)
+
+    config = TrainConfig(steps=9, checkpoint_every=3, progress=False, checkpoint_dir=str(tmp_path / "run"))
+    model, optimizer = make(backward="jfb")
+    with pytest.raises(KeyboardInterrupt):
+        fit(model, optimizer, warm_loss, crashing, config, warm=make_warm())
+    model, optimizer = make(seed=4, backward="jfb")
+    resumed_warm = make_warm()
+    history = fit(model, optimizer, warm_loss, warm_sample, config, warm=resumed_warm)
+    assert history.start == 6
+    for name, value in weights(model).items():
+        np.testing.assert_array_equal(value, reference[name], err_msg=name)
+    np.testing.assert_array_equal(resumed_warm.state()["values"].numpy(), cached["values"].numpy())
+    np.testing.assert_array_equal(resumed_warm.age, cached["age"])
+
+
+def test_warm_start_skips_rows_that_are_not_finite_and_checks_its_input():
+    warm = make_warm()
+    model, optimizer = make(backward="jfb")
+    fit(model, optimizer, warm_loss, warm_sample, TrainConfig(steps=2, progress=False), warm=warm)
+    row = int(np.flatnonzero(warm.known)[0])
+    warm.values[row] = float("nan")
+    data = (WARM_X[[row]], None)
+    assert torch.equal(warm.get(np.array([row]), data), torch.zeros(1, HIDDEN, dtype=torch.float64))
+    warm.reset(np.array([row]))
+    assert not warm.known[row] and warm.age[row] == 0
+    with pytest.raises(ValueError, match=r"out of range \[0, 12\)"):
+        warm.get(np.array([SAMPLES]), data)
+    with pytest.raises(ValueError, match="indices must be a 1-D integer array, got shape \\(8, 3\\)"):
+        fit(*make(backward="jfb"), warm_loss, sample, TrainConfig(steps=1, progress=False), warm=make_warm())
+    with pytest.raises(ConfigError, match="size must be a positive int"):
+        WarmStartCache(0, lambda data: None)

@@ -3,6 +3,9 @@
 The caller supplies the model, a ``torch.optim`` optimizer, ``loss_fn(model, batch)`` and the data, either
 ``sample(step, generator)`` (the trainer's ``torch.Generator``, checkpointed) or an iterable of batches
 (fast-forwarded past the steps already done on resume, so it must yield the same sequence when re-created).
+With ``warm=`` a :class:`~deq_core.training.WarmStartCache`, batches are ``(indices, data)`` and the loss is
+``loss_fn(model, data, z0) -> (loss, z)``: each sample starts from its cached iterate and its new one is
+stored back (see :func:`fit`).
 Under ``torchrun`` (after :func:`init_distributed`) the model is wrapped in ``DistributedDataParallel``,
 every rank draws the same global batch and trains on its share; rank 0 shows progress and writes
 checkpoints. A run that resumes from a checkpoint reaches the same weights as one that never stopped.
@@ -11,10 +14,12 @@ checkpoints. A run that resumes from a checkpoint reaches the same weights as on
 from __future__ import annotations
 
 import dataclasses
+import io
 import os
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import numpy as np
 import torch
 from torch import distributed as dist
 from torch import nn
@@ -23,7 +28,9 @@ from torch.nn.parallel import DistributedDataParallel
 from deq_core.torch import checkpoint
 from deq_core.torch.deq import DEQ
 from deq_core.torch.regularizers import cached_parametrizations, jacobian_frobenius
-from deq_core.training import CheckpointDir, History, TrainConfig, run_steps
+from deq_core.training import CheckpointDir, History, TrainConfig, WarmStartCache, run_steps
+
+WARM = "warm.pt"
 
 Sampler = Callable[[int, torch.Generator], Any]
 
@@ -105,6 +112,7 @@ def fit(
     *,
     evaluate: Callable[[nn.Module, int], dict[str, float] | None] | None = None,
     scheduler: Any = None,
+    warm: WarmStartCache | None = None,
 ) -> History:
     """Train ``model`` in place for ``config.steps`` optimizer steps (resuming from a checkpoint if any).
 
@@ -113,6 +121,10 @@ def fit(
     submodules) plus ``jacobian_weight`` times the Jacobian penalty, step ``optimizer`` and ``scheduler``.
     ``evaluate(model, step)`` runs on every rank in eval mode and returns metrics to log and checkpoint.
     Returns the :class:`~deq_core.training.History` of this call; losses are global-batch means.
+
+    With ``warm`` (one process only), each batch is ``(indices, data)``: ``z0 = warm.get(indices, data)``,
+    ``loss, z = loss_fn(model, data, z0)``, then ``warm.put(indices, z)`` with the gradient stopped; the cache
+    is saved in every checkpoint and restored on resume.
     """
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a deq_core.training.TrainConfig, got {type(config).__name__}")
@@ -134,6 +146,12 @@ def fit(
         raise ValueError(
             f"checkpoint in {config.checkpoint_dir} is at step {start}, past TrainConfig.steps={config.steps}"
         )
+    if warm is not None:
+        if world > 1:
+            raise ValueError("fit(warm=...) runs in one process only (each rank would cache its own share)")
+        warm.bind(_TorchRows())
+        if start:
+            _load_warm(directory, start, warm, model)
     net = DistributedDataParallel(model) if world > 1 else model
     draw = _batch_source(batches, generator, start)
     recorder = _JacobianRecorder(model) if config.jacobian_weight > 0 else None
@@ -148,7 +166,12 @@ def fit(
             if recorder is not None:
                 recorder.active = True
             try:
-                loss = loss_fn(net, batch)
+                if warm is None:
+                    loss = loss_fn(net, batch)
+                else:
+                    indices, data = _warm_batch(batch, index)
+                    loss, z = loss_fn(net, data, warm.get(indices, data))
+                    warm.put(indices, z.detach())
             finally:
                 if recorder is not None:
                     recorder.active = False
@@ -185,8 +208,16 @@ def fit(
                 "metrics": metrics,
                 "config": dataclasses.asdict(config),
             }
+            extras = {WARM: _warm_bytes(warm)} if warm is not None else None
             checkpoint.save(
-                directory, done, model, optimizer, scheduler=scheduler, generator=generator, metadata=meta
+                directory,
+                done,
+                model,
+                optimizer,
+                scheduler=scheduler,
+                generator=generator,
+                metadata=meta,
+                extras=extras,
             )
         if world > 1:
             dist.barrier()
@@ -238,3 +269,58 @@ def _check_loss(loss: Any, index: int) -> None:
     if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
         shape = tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
         raise ValueError(f"loss_fn must return a scalar tensor, got {shape} at step {index}")
+
+
+class _TorchRows:
+    """The :class:`~deq_core.training.warm.Rows` of torch tensors (on the cache's device)."""
+
+    def zeros(self, size: int, like: torch.Tensor) -> torch.Tensor:
+        return torch.zeros((size, *like.shape[1:]), dtype=like.dtype, device=like.device)
+
+    def take(self, values: torch.Tensor, index: np.ndarray) -> torch.Tensor:
+        return values[torch.as_tensor(index, device=values.device)]
+
+    def scatter(self, values: torch.Tensor, index: np.ndarray, rows: torch.Tensor) -> torch.Tensor:
+        values[torch.as_tensor(index, device=values.device)] = rows.detach().to(values.dtype)
+        return values
+
+    def select(self, known: np.ndarray, cached: torch.Tensor, fresh: torch.Tensor) -> torch.Tensor:
+        usable = torch.as_tensor(known, device=cached.device) & torch.isfinite(cached.flatten(1)).all(1)
+        return torch.where(usable.reshape(-1, *([1] * (cached.dim() - 1))), cached, fresh)
+
+
+def _warm_batch(batch: Any, index: int) -> tuple[Any, Any]:
+    """``(indices, data)`` of a warm-started batch, or a clear error."""
+    if not (isinstance(batch, tuple | list) and len(batch) == 2):
+        raise ValueError(
+            f"fit(warm=...): step {index}'s batch must be (indices, data), got {type(batch).__name__}"
+        )
+    indices, data = batch
+    if isinstance(indices, torch.Tensor):
+        indices = indices.cpu().numpy()
+    return indices, data
+
+
+def _warm_bytes(warm: WarmStartCache) -> bytes:
+    """The cache's state as ``torch.save`` bytes (tensors only, read back with ``weights_only=True``)."""
+    state = warm.state()
+    buffer = io.BytesIO()
+    torch.save(
+        {
+            "values": state["values"],
+            "known": torch.from_numpy(state["known"]),
+            "age": torch.from_numpy(state["age"]),
+        },
+        buffer,
+    )
+    return buffer.getvalue()
+
+
+def _load_warm(directory: CheckpointDir, step: int, warm: WarmStartCache, model: nn.Module) -> None:
+    """Restore the cache from the checkpoint of ``step`` (onto the model's device)."""
+    path = directory.path(step, WARM)
+    if WARM not in directory.manifest(step)["files"]:
+        raise ValueError(f"checkpoint {step} in {directory.directory} has no warm-start cache ({path.name})")
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    state = torch.load(path, map_location=device, weights_only=True)
+    warm.restore({"values": state["values"], "known": state["known"].numpy(), "age": state["age"].numpy()})
