@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from deq_core.config import from_dict
-from deq_core.errors import ConfigError
+from deq_core.errors import CheckpointError, ConfigError
 from deq_core.training import (
     CheckpointDir,
     TrainConfig,
@@ -129,6 +129,44 @@ def test_checkpoint_dir_commits_prunes_and_skips_incomplete(tmp_path):
     with pytest.warns(UserWarning, match="not valid JSON"):
         assert directory.steps() == [3, 4]
     assert json.loads((directory.directory / "step-000000003.json").read_text())["step"] == 3
+
+
+def test_checkpoint_dir_checksums_catch_damage_of_the_same_size(tmp_path):
+    directory = CheckpointDir(tmp_path, keep=3)
+    for step in (1, 2, 3):
+        _write_checkpoint(directory, step)
+    entry = directory.manifest(3)["files"]["model.bin"]
+    assert entry["bytes"] == 3 and len(entry["sha256"]) == 64
+    assert directory.verify(3)["step"] == 3
+    directory.path(3, "model.bin").write_bytes(b"\x00\x01\x00")  # one flipped byte, size unchanged
+    assert directory.steps() == [1, 2, 3]  # the cheap listing sees sizes only
+    with pytest.raises(CheckpointError, match=r"step-000000003\.model\.bin does not match the SHA-256"):
+        directory.verify(3)
+    with pytest.warns(UserWarning, match=r"ignoring checkpoint 3: .*step-000000003\.model\.bin"):
+        assert directory.latest() == 2
+    with pytest.raises(CheckpointError, match="has no file step-000000002.other.bin"):
+        directory.verify(2, ["other.bin"])
+    manifest_2 = (tmp_path / "step-000000002.json").read_text()
+    (tmp_path / "step-000000003.json").write_text(manifest_2)  # step 2's manifest copied over step 3's
+    with pytest.warns(UserWarning, match="records step 2"):
+        assert directory.steps() == [1, 2]
+    with pytest.raises(CheckpointError, match="records step 2"):
+        directory.verify(3)
+    with pytest.raises(FileNotFoundError, match="no checkpoint at step 7"):
+        directory.verify(7)
+
+
+def test_checkpoint_dir_refuses_manifests_without_checksums(tmp_path):
+    directory = CheckpointDir(tmp_path)
+    _write_checkpoint(directory, 1)
+    old = {"format": 1, "step": 2, "files": {"model.bin": 2}, "metadata": {}}
+    atomic_write(directory.path(2, "model.bin"), bytes(2))
+    (tmp_path / "step-000000002.json").write_text(json.dumps(old))
+    for call in (directory.steps, directory.latest, lambda: directory.verify(2)):
+        with pytest.raises(CheckpointError, match="format 1, written by an older deq-core without checksums"):
+            call()
+    with pytest.raises(ConfigError, match="CheckpointDir.keep"):
+        CheckpointDir(tmp_path, keep=0)
 
 
 def test_train_config_validates_and_loads_from_mappings():

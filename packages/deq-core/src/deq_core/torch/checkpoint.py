@@ -2,21 +2,27 @@
 
 A checkpoint at step ``n`` is ``step-<n>.model.safetensors`` (the module's state dict, no pickle) and
 ``step-<n>.state.pt`` (optimizer, scheduler, torch/CUDA/numpy/python RNG states, the sampler generator),
-committed by a manifest (:class:`deq_core.training.CheckpointDir`). ``state.pt`` holds only tensors and
-plain Python values and is read with ``torch.load(weights_only=True)``.
+plus any extra files the trainer adds, committed by a manifest with each file's SHA-256
+(:class:`deq_core.training.CheckpointDir`). ``state.pt`` holds only tensors and plain Python values and is
+read with ``torch.load(weights_only=True)``. :func:`load` verifies the checksums before reading anything, so a
+damaged or swapped file raises :class:`~deq_core.errors.CheckpointError` naming it.
 """
 
 from __future__ import annotations
 
 import io
+import pickle
 import random
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
 from torch import nn
 
+from deq_core.errors import CheckpointError
 from deq_core.files import atomic_path, atomic_write
 from deq_core.training.checkpoints import CheckpointDir
 
@@ -68,10 +74,12 @@ def save(
     scheduler: Any = None,
     generator: torch.Generator | None = None,
     metadata: dict[str, Any] | None = None,
-    extras: dict[str, bytes] | None = None,
+    extras: Mapping[str, bytes] | None = None,
 ) -> None:
-    """Write the checkpoint of ``step`` atomically: weights, optimizer, scheduler, RNG states and the
-    ``extras`` files (name -> contents, e.g. the trainer's warm starts); then commit."""
+    """Write the checkpoint of ``step`` atomically: weights, optimizer, scheduler, RNG states; then commit.
+
+    ``extras`` maps more file names (e.g. ``"warm.pt"``) to their bytes, checksummed with the rest.
+    """
     directory.prepare()
     with atomic_path(directory.path(step, MODEL)) as temporary:
         save_model(model, str(temporary), metadata={"step": str(step)})
@@ -84,9 +92,10 @@ def save(
     buffer = io.BytesIO()
     torch.save(state, buffer)
     atomic_write(directory.path(step, STATE), buffer.getvalue())
-    for name, contents in (extras or {}).items():
-        atomic_write(directory.path(step, name), contents)
-    directory.commit(step, [MODEL, STATE, *(extras or {})], metadata)
+    extras = dict(extras or {})
+    for name, data in extras.items():
+        atomic_write(directory.path(step, name), data)
+    directory.commit(step, [MODEL, STATE, *extras], metadata)
 
 
 def load(
@@ -98,27 +107,36 @@ def load(
     scheduler: Any = None,
     generator: torch.Generator | None = None,
 ) -> None:
-    """Load the checkpoint of ``step`` into ``model`` (strictly) and, when given, the optimizer and RNGs."""
-    manifest = directory.manifest(step)
+    """Load the checkpoint of ``step`` into ``model`` (strictly) and, when given, the optimizer and RNGs.
+
+    The files read are verified against the manifest first; a missing, damaged or swapped one raises
+    :class:`~deq_core.errors.CheckpointError` naming it (a resuming trainer uses
+    :meth:`~deq_core.training.CheckpointDir.latest`, which falls back to an older intact checkpoint instead).
+    """
+    directory.verify(step, [MODEL] if optimizer is None else [MODEL, STATE])
+    model_path = directory.path(step, MODEL)
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    missing, unexpected = load_model(
-        model, str(directory.path(step, MODEL)), strict=False, device=str(device)
-    )
+    try:
+        missing, unexpected = load_model(model, str(model_path), strict=False, device=str(device))
+    except (SafetensorError, RuntimeError) as error:
+        raise CheckpointError(f"{model_path} does not fit {type(model).__name__}: {error}") from error
     if missing or unexpected:
-        raise ValueError(
-            f"checkpoint {directory.path(step, MODEL)} does not fit {type(model).__name__}: "
+        raise CheckpointError(
+            f"{model_path} does not fit {type(model).__name__}: "
             f"missing {sorted(missing)}, unexpected {sorted(unexpected)}"
         )
     if optimizer is None:
         return
-    if STATE not in manifest["files"]:
-        raise ValueError(f"checkpoint {step} in {directory.directory} has no optimizer state")
-    state = torch.load(directory.path(step, STATE), map_location="cpu", weights_only=True)
+    state_path = directory.path(step, STATE)
+    try:
+        state = torch.load(state_path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as error:
+        raise CheckpointError(f"{state_path} cannot be read: {error}") from error
     if state["step"] != step:
-        raise ValueError(f"{directory.path(step, STATE)} records step {state['step']}, expected {step}")
+        raise CheckpointError(f"{state_path} records step {state['step']}, expected {step}")
     optimizer.load_state_dict(state["optimizer"])
     if scheduler is not None:
         if state["scheduler"] is None:
-            raise ValueError(f"checkpoint {step} has no scheduler state but a scheduler was given")
+            raise CheckpointError(f"{state_path} has no scheduler state but a scheduler was given")
         scheduler.load_state_dict(state["scheduler"])
     set_rng_state(state["rng"], generator)
