@@ -120,7 +120,7 @@ def test_picard_iterate_and_jacobian(bk, t):
     a, b = _contraction()
     am, bm = bk.array(a), bk.array(b)
     f = lambda z, x: z @ am.T + x @ bm.T
-    fn = lambda x: bk.analysis.iterate(f, bk.zeros((x.shape[0], 6)), x, t)
+    fn = lambda x: bk.analysis.iterate_exactly(f, bk.zeros((x.shape[0], 6)), x, t)
     x = bk.array(np.random.default_rng(4).standard_normal((4, 3)))
     jac = _picard_jacobian(a, b, t)
     np.testing.assert_allclose(bk.numpy(fn(x)), bk.numpy(x) @ jac.T, rtol=1e-10, atol=1e-12)
@@ -153,7 +153,7 @@ def test_anderson_local_estimate_matches_exact_jacobian(bk):
     a, b = _contraction(seed=7)
     am, bm = bk.array(a), bk.array(b)
     f = lambda z, x: z @ am.T + x @ bm.T
-    fn = lambda x: bk.analysis.iterate(f, bk.zeros((x.shape[0], 6)), x, 4, solver="anderson")
+    fn = lambda x: bk.analysis.iterate_exactly(f, bk.zeros((x.shape[0], 6)), x, 4, solver="anderson")
     x = bk.array(np.random.default_rng(8).standard_normal((2, 3)))
     full = bk.jacobian(fn, x)  # (batch, 6, batch, 3): samples are independent
     exact = [np.linalg.norm(full[i, :, i, :], 2) for i in range(2)]
@@ -164,7 +164,7 @@ def test_scaling_analysis_per_budget(bk):
     a, b = _contraction(seed=9)
     am, bm = bk.array(a), bk.array(b)
     f = lambda z, x: z @ am.T + x @ bm.T
-    forward = lambda x, t: bk.analysis.iterate(f, bk.zeros((x.shape[0], 6)), x, t)
+    forward = lambda x, t: bk.analysis.iterate_exactly(f, bk.zeros((x.shape[0], 6)), x, t)
     x = bk.array(np.random.default_rng(10).standard_normal((5, 3)))
     target = bk.numpy(x) @ np.linalg.solve(np.eye(6) - a, b).T  # the fixed point
     metric = lambda pred, tgt: float(np.mean((np.asarray(bk.numpy(pred)) - tgt) ** 2))
@@ -189,9 +189,18 @@ def test_bad_inputs_are_named(bk):
     with pytest.raises(ValueError, match=r"scales\[0\] must be a finite number > 0"):
         bk.analysis.finite_difference_ratios(fn, x, bk.array(np.eye(3)), [0.0])
     with pytest.raises(ValueError, match="steps must be an integer >= 1"):
-        bk.analysis.iterate(lambda z, x: z, x, None, 0)
+        bk.analysis.iterate_exactly(lambda z, x: z, x, None, 0)
     with pytest.raises(ValueError, match="f\\(z, args\\) must return an array shaped like z"):
-        bk.analysis.iterate(lambda z, x: z[:, :2], x, None, 2)
+        bk.analysis.iterate_exactly(lambda z, x: z[:, :2], x, None, 2)
+
+
+def test_old_name_iterate_warns_and_runs_exactly_t_steps(bk):
+    """``analysis.iterate`` stays as a deprecated alias while the domain packages still call it."""
+    half = lambda z, x: 0.5 * z + x
+    x = bk.array(np.ones((2, 3)))
+    with pytest.warns(DeprecationWarning, match="renamed iterate_exactly"):
+        old = bk.analysis.iterate(half, x, x, 3)
+    np.testing.assert_array_equal(bk.numpy(old), bk.numpy(bk.analysis.iterate_exactly(half, x, x, 3)))
 
 
 # --- backend-free: budgets, summary, report schema, table, plot -------------------------------------------

@@ -11,6 +11,7 @@ jitted (``eqx.filter_jit``) for speed.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -28,23 +29,26 @@ from deq_core.engine import make_solver
 from deq_core.jax.ops import JaxOps
 
 __all__ = [
-    "deq_iterate",
+    "deq_iterate_exactly",
     "finite_difference_ratios",
-    "iterate",
+    "iterate_exactly",
     "lipschitz_summary",
     "local_lipschitz",
     "scaling_analysis",
 ]
 
 
-def iterate(
+def iterate_exactly(
     f: Callable[[jax.Array, Any], jax.Array],
     z0: jax.Array,
     args: Any,
     steps: int,
     solver: ForwardSolver | str = "picard",
 ) -> jax.Array:
-    """``z_t``: exactly ``steps`` (a Python int) updates of ``solver`` on ``z = f(z, args)`` from ``z0``."""
+    """``z_t``: exactly ``steps`` (a Python int) updates of ``solver`` on ``z = f(z, args)`` from ``z0``.
+
+    No early exit and no best-iterate choice, unlike the engine's ``deq_core.engine.iterate``.
+    """
     check_count("steps", steps)
     z0 = jnp.asarray(z0)
     problem = messages.bad_z0(tuple(z0.shape), z0.dtype)
@@ -68,10 +72,21 @@ def iterate(
     return z.reshape(shape).astype(dtype)
 
 
-def deq_iterate(deq: eqx.Module, x: jax.Array, steps: int, z0: jax.Array | None = None) -> jax.Array:
+def iterate(*args: Any, **kwargs: Any) -> Any:
+    """Deprecated name of :func:`iterate_exactly`, kept only until the domain packages have moved over."""
+    warnings.warn(
+        "deq_core.jax.analysis.iterate is renamed iterate_exactly (deq_core.engine.loop.iterate is the "
+        "engine's early-stopping loop, a different function)",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return iterate_exactly(*args, **kwargs)
+
+
+def deq_iterate_exactly(deq: eqx.Module, x: jax.Array, steps: int, z0: jax.Array | None = None) -> jax.Array:
     """``y_t`` of a :class:`deq_core.jax.DEQ`: ``steps`` iterations of its own solver on its cell."""
     z0 = jnp.zeros_like(x) if z0 is None else z0
-    return iterate(deq.cell, z0, x, steps, deq.options.solver)
+    return iterate_exactly(deq.cell, z0, x, steps, deq.options.solver)
 
 
 def _sample_norm(a: jax.Array) -> jax.Array:
@@ -191,9 +206,10 @@ def scaling_analysis(
 ) -> dict[str, Any]:
     """Quality and Lipschitz estimates of ``x -> forward(x, t)`` for every budget ``t``.
 
-    ``forward(x, t)`` returns the model's output after exactly ``t`` iterations (see :func:`iterate`); it is
-    compiled per budget with ``eqx.filter_jit`` (``t`` static), so make it an ``eqx.Module`` or
-    ``eqx.Partial`` holding the model, to trace the weights as arguments rather than embed them as constants.
+    ``forward(x, t)`` returns the model's output after exactly ``t`` iterations (see
+    :func:`iterate_exactly`); it is compiled per budget with ``eqx.filter_jit`` (``t`` static), so make it an
+    ``eqx.Module`` or ``eqx.Partial`` holding the model, to trace the weights as arguments rather than embed
+    them as constants.
     ``metric(prediction, target)`` scores a whole batch. The Lipschitz estimators use the first
     ``lipschitz_samples`` samples (all when None). Returns ``{"iterations", "quality", "lipschitz"}``.
     """

@@ -10,6 +10,7 @@ a training graph. Functions ``fn`` analysed here map a batch to a batch and must
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -25,23 +26,26 @@ from deq_core.engine import make_solver
 from deq_core.torch.ops import TorchOps
 
 __all__ = [
-    "deq_iterate",
+    "deq_iterate_exactly",
     "finite_difference_ratios",
-    "iterate",
+    "iterate_exactly",
     "lipschitz_summary",
     "local_lipschitz",
     "scaling_analysis",
 ]
 
 
-def iterate(
+def iterate_exactly(
     f: Callable[[torch.Tensor, Any], torch.Tensor],
     z0: torch.Tensor,
     args: Any,
     steps: int,
     solver: ForwardSolver | str = "picard",
 ) -> torch.Tensor:
-    """``z_t``: exactly ``steps`` updates of ``solver`` on ``z = f(z, args)`` from ``z0``, differentiable."""
+    """``z_t``: exactly ``steps`` updates of ``solver`` on ``z = f(z, args)`` from ``z0``, differentiable.
+
+    No early exit and no best-iterate choice, unlike the engine's ``deq_core.engine.iterate``.
+    """
     check_count("steps", steps)
     problem = messages.bad_z0(tuple(z0.shape), z0.dtype)
     if problem:
@@ -59,12 +63,23 @@ def iterate(
     return z.reshape(shape).to(dtype)
 
 
-def deq_iterate(
+def iterate(*args: Any, **kwargs: Any) -> Any:
+    """Deprecated name of :func:`iterate_exactly`, kept only until the domain packages have moved over."""
+    warnings.warn(
+        "deq_core.torch.analysis.iterate is renamed iterate_exactly (deq_core.engine.loop.iterate is the "
+        "engine's early-stopping loop, a different function)",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return iterate_exactly(*args, **kwargs)
+
+
+def deq_iterate_exactly(
     deq: torch.nn.Module, x: torch.Tensor, steps: int, z0: torch.Tensor | None = None
 ) -> torch.Tensor:
     """``y_t`` of a :class:`deq_core.torch.DEQ`: ``steps`` iterations of its own solver on its cell."""
     z0 = torch.zeros_like(x) if z0 is None else z0
-    return iterate(deq.cell, z0, x, steps, deq.options.solver)
+    return iterate_exactly(deq.cell, z0, x, steps, deq.options.solver)
 
 
 def _sample_norm(a: torch.Tensor) -> torch.Tensor:
@@ -165,7 +180,7 @@ def scaling_analysis(
 ) -> dict[str, Any]:
     """Quality and Lipschitz estimates of ``x -> forward(x, t)`` for every budget ``t``.
 
-    ``forward(x, t)`` returns the model's output after exactly ``t`` iterations (see :func:`iterate`);
+    ``forward(x, t)`` returns the model's output after exactly ``t`` iterations (see :func:`iterate_exactly`);
     ``metric(prediction, target)`` scores it on the whole batch. The Lipschitz estimators use the first
     ``lipschitz_samples`` samples (all when None). Returns ``{"iterations", "quality", "lipschitz"}`` with
     one value per budget in ``quality`` and in ``lipschitz["max"|"mean"|"local"]``.

@@ -12,7 +12,7 @@ import numpy as np
 import optax
 
 from deq_core.jax import DEQ
-from deq_core.jax.analysis import deq_iterate, lipschitz_summary, scaling_analysis
+from deq_core.jax.analysis import deq_iterate_exactly, lipschitz_summary, scaling_analysis
 from deq_toydomain.problem import Problem
 
 
@@ -65,7 +65,7 @@ class Implicit(eqx.Module):
 
     def budget(self, y: jax.Array, steps: int) -> jax.Array:
         """The output after exactly ``steps`` solver iterations from zero."""
-        return deq_iterate(self.deq, self.lift(y), steps)
+        return deq_iterate_exactly(self.deq, self.lift(y), steps)
 
 
 class Explicit(eqx.Module):

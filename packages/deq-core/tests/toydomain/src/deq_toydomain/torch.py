@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from deq_core.torch import DEQ
-from deq_core.torch.analysis import deq_iterate, lipschitz_summary, scaling_analysis
+from deq_core.torch.analysis import deq_iterate_exactly, lipschitz_summary, scaling_analysis
 from deq_toydomain.problem import Problem
 
 
@@ -39,7 +39,7 @@ class Implicit(nn.Module):
 
     def budget(self, y: torch.Tensor, steps: int) -> torch.Tensor:
         """The output after exactly ``steps`` solver iterations from zero."""
-        return deq_iterate(self.deq, self.lift(y), steps)
+        return deq_iterate_exactly(self.deq, self.lift(y), steps)
 
 
 def explicit_model(n: int, m: int, budget: int) -> nn.Module:
