@@ -1,5 +1,5 @@
-"""Print each domain package's per-backend share: lines in ``torch.py``/``jax.py`` (or under ``torch/``/``jax/``)
-over all lines of its ``src`` tree, the measure issue #13 sets at 20% at most.
+"""Print each domain package's per-backend share: lines in ``torch.py``/``jax.py`` (or under ``torch/`` or
+``jax/``) over all lines of its ``src`` tree, the measure issue #13 sets at 20% at most.
 
 ``python tools/backend_share.py [--max PERCENT]`` exits 1 when a domain is over ``--max``.
 """
@@ -15,7 +15,7 @@ BACKENDS = ("torch", "jax")
 
 
 def is_backend_file(path: Path) -> bool:
-    """True for a module that exists for one framework: ``torch.py``, ``jax.py`` or anything under such a folder."""
+    """True for a module of one framework: ``torch.py``, ``jax.py`` or anything in such a folder."""
     return path.stem in BACKENDS or any(part in BACKENDS for part in path.parent.parts)
 
 
