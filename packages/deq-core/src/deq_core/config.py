@@ -4,12 +4,15 @@ Every config is a frozen dataclass checked on construction, so a typo or an impo
 where it is written, with a message that names the field. Strings such as ``"anderson"`` are accepted
 wherever a config is, and :func:`solver_config` / :func:`backward_config` / :func:`stop_config`
 turn them into configs (or raise :class:`~deq_core.errors.ConfigError` listing the valid names).
+A plain mapping (a JSON config) becomes a :class:`SolveOptions` through :func:`solve_options_from_dict`,
+and :func:`solve_options_to_dict` writes one back.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -33,6 +36,8 @@ __all__ = [
     "backward_config",
     "stop_config",
     "solve_options",
+    "solve_options_from_dict",
+    "solve_options_to_dict",
     "from_dict",
 ]
 
@@ -263,12 +268,20 @@ def stop_config(stop: Stop | str, tol: float | None = None) -> Stop:
     raise ConfigError(f"stop must be 'rel', 'abs' or a Stop, got {stop!r}")
 
 
-def from_dict(kind: type, values: dict[str, Any]) -> Any:
-    """Build config ``kind`` from a mapping, rejecting unknown keys by name (nothing is silently ignored)."""
-    known = {f.name for f in dataclasses.fields(kind)}
+def from_dict(kind: type, values: Mapping[str, Any]) -> Any:
+    """Build config ``kind`` from a mapping, naming any unknown or missing key (nothing is ignored)."""
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"{kind.__name__} needs a mapping of its fields, got {type(values).__name__}")
+    fields = dataclasses.fields(kind)
+    known = {f.name for f in fields}
     unknown = sorted(set(values) - known)
     if unknown:
         raise ConfigError(f"{kind.__name__}: unknown field(s) {unknown}; valid fields are {sorted(known)}")
+    unset = dataclasses.MISSING
+    required = {f.name for f in fields if f.default is unset and f.default_factory is unset}
+    missing = sorted(required - set(values))
+    if missing:
+        raise ConfigError(f"{kind.__name__}: missing field(s) {missing}")
     return kind(**values)
 
 
@@ -284,6 +297,9 @@ class SolveOptions:
     trace: bool = False
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "solver", solver_config(self.solver))
+        object.__setattr__(self, "backward", backward_config(self.backward))
+        object.__setattr__(self, "stop", stop_config(self.stop))
         _positive_int("fixed_point", "max_iter", self.max_iter)
         if self.max_iter > MAX_ITER_LIMIT:
             raise ConfigError(f"fixed_point.max_iter must be <= {MAX_ITER_LIMIT}, got {self.max_iter}")
@@ -331,3 +347,80 @@ def solve_options(
     return SolveOptions(
         solver_config(solver), backward_config(backward), stop_config(stop, tol), max_iter, throw, trace
     )
+
+
+def deq_solve_options(options: SolveOptions | None, keywords: dict[str, Any]) -> SolveOptions:
+    """A ``DEQ``'s options: ``options`` (a :class:`SolveOptions`) as given, or the ``keywords`` validated."""
+    if options is None:
+        return solve_options(**keywords)
+    if not isinstance(options, SolveOptions):
+        raise ConfigError(f"DEQ options must be a SolveOptions, got {type(options).__name__}")
+    if keywords:
+        raise ConfigError(f"DEQ: give options= or keyword options, not both (also got {sorted(keywords)})")
+    return options
+
+
+_SOLVE_KEYS = ("solver", "backward", "tol", "max_iter", "stop", "throw", "trace")
+
+
+def _named_config(owner: str, table: dict[str, type], value: Any) -> Any:
+    """A config from a name, an existing config, or a mapping ``{"name": ..., <its fields>}``."""
+    if not isinstance(value, Mapping):
+        return value  # a name or a config: solve_options checks it
+    fields = dict(value)
+    name = fields.pop("name", None)
+    if not isinstance(name, str) or name.lower() not in table:
+        names = ", ".join(repr(n) for n in table)
+        raise ConfigError(f"{owner}.name must be one of {names}, got {name!r}")
+    kind = table[name.lower()]
+    if kind is Implicit and "solver" in fields:
+        fields["solver"] = _named_config(f"{owner}.solver", _ADJOINT_SOLVERS, fields["solver"])
+    try:
+        return from_dict(kind, fields)
+    except ConfigError as error:
+        raise ConfigError(f"{owner}: {error}") from None
+
+
+def solve_options_from_dict(values: Mapping[str, Any]) -> SolveOptions:
+    """A :class:`SolveOptions` from a plain mapping, e.g. a JSON config; unknown keys are a ConfigError.
+
+    The keys are those of :func:`solve_options`. ``solver`` and ``backward`` are a name (``"anderson"``) or a
+    mapping of the name and that config's fields (``{"name": "anderson", "memory": 8}``; an implicit
+    backward's ``solver`` likewise); ``stop`` is ``"rel"``, ``"abs"`` or a mapping of :class:`Stop`'s fields.
+    """
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"solve options must be a mapping, got {type(values).__name__}")
+    unknown = sorted(set(values) - set(_SOLVE_KEYS))
+    if unknown:
+        raise ConfigError(f"unknown solve option(s) {unknown}; valid options are {list(_SOLVE_KEYS)}")
+    options = dict(values)
+    if "solver" in options:
+        options["solver"] = _named_config("solver", _SOLVERS, options["solver"])
+    if "backward" in options:
+        options["backward"] = _named_config("backward", _BACKWARDS, options["backward"])
+    if isinstance(options.get("stop"), Mapping):
+        try:
+            options["stop"] = from_dict(Stop, options["stop"])
+        except ConfigError as error:
+            raise ConfigError(f"stop: {error}") from None
+    return solve_options(**options)
+
+
+def solve_options_to_dict(options: SolveOptions) -> dict[str, Any]:
+    """The plain mapping of ``options`` that :func:`solve_options_from_dict` reads back (JSON-ready)."""
+
+    def named(table: dict[str, type], config: Any) -> dict[str, Any]:
+        name = next(key for key, kind in table.items() if isinstance(config, kind))
+        fields = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
+        if isinstance(config, Implicit):
+            fields["solver"] = named(_ADJOINT_SOLVERS, config.solver)
+        return {"name": name, **fields}
+
+    return {
+        "solver": named(_SOLVERS, options.solver),
+        "backward": named(_BACKWARDS, options.backward),
+        "stop": dataclasses.asdict(options.stop),
+        "max_iter": options.max_iter,
+        "throw": options.throw,
+        "trace": options.trace,
+    }

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from deq_core.errors import ConfigError
+
 GROUP = "deq.domains"
 SMOKE_ENV = "DEQ_SMOKE"
 BACKENDS = ("torch", "jax")
@@ -61,25 +63,25 @@ class Domain:
 
 
 def check_domain(domain: Any, expected_name: str | None = None) -> None:
-    """Raise ``TypeError``/``ValueError`` naming what ``domain`` lacks to be a :class:`DomainPlugin`."""
+    """Raise a :class:`~deq_core.errors.ConfigError` naming what ``domain`` lacks to be a DomainPlugin."""
     for attr in ("name", "tasks", "default_config", "run"):
         if not hasattr(domain, attr):
-            raise TypeError(f"domain plugin {domain!r} has no attribute {attr!r}")
+            raise ConfigError(f"domain plugin {domain!r} has no attribute {attr!r}")
     if not isinstance(domain.name, str) or not domain.name:
-        raise ValueError(f"domain plugin name must be a non-empty string, got {domain.name!r}")
+        raise ConfigError(f"domain plugin name must be a non-empty string, got {domain.name!r}")
     if expected_name is not None and domain.name != expected_name:
-        raise ValueError(
+        raise ConfigError(
             f"entry point {expected_name!r} loads a domain named {domain.name!r}; they must match"
         )
     if not isinstance(domain.tasks, Mapping) or not domain.tasks:
-        raise ValueError(f"domain {domain.name!r}: tasks must be a non-empty dict task -> description")
+        raise ConfigError(f"domain {domain.name!r}: tasks must be a non-empty dict task -> description")
     for attr in ("default_config", "run"):
         if not callable(getattr(domain, attr)):
-            raise TypeError(f"domain {domain.name!r}: {attr} must be callable")
+            raise ConfigError(f"domain {domain.name!r}: {attr} must be callable")
     backends = getattr(domain, "backends", BACKENDS)
     unknown = [b for b in backends if b not in BACKENDS]
     if unknown or not backends:
-        raise ValueError(
+        raise ConfigError(
             f"domain {domain.name!r}: backends must be a non-empty subset of {BACKENDS}, got {backends}"
         )
 
@@ -106,5 +108,5 @@ def smoke() -> bool:
     """True when ``DEQ_SMOKE=1``: run as tiny as possible (integration smoke tests)."""
     value = os.environ.get(SMOKE_ENV, "").strip()
     if value not in ("", "0", "1"):
-        raise ValueError(f"{SMOKE_ENV} must be 0 or 1, got {value!r}")
+        raise ConfigError(f"{SMOKE_ENV} must be 0 or 1, got {value!r}")
     return value == "1"

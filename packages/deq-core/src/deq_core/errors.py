@@ -2,7 +2,10 @@
 
 
 class ConfigError(ValueError):
-    """A solver, backward or stopping configuration is invalid; the message names the field."""
+    """A configuration value is invalid (solve options, a training run, analysis budgets, a domain plugin).
+
+    The message names the field. A ``ValueError``, so code that catches those keeps working.
+    """
 
 
 class CheckpointError(ValueError):

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from deq_core.errors import ConfigError
+
 
 def check_scales(scales: Sequence[float]) -> list[float]:
     """Return the perturbation ``scales`` as floats, or raise naming the first one that is not positive."""
@@ -17,10 +19,10 @@ def check_scales(scales: Sequence[float]) -> list[float]:
             or not np.isfinite(s)
             or s <= 0
         ):
-            raise ValueError(f"scales[{i}] must be a finite number > 0, got {s!r}")
+            raise ConfigError(f"scales[{i}] must be a finite number > 0, got {s!r}")
         out.append(float(s))
     if not out:
-        raise ValueError("scales must hold at least one perturbation size, got an empty list")
+        raise ConfigError("scales must hold at least one perturbation size, got an empty list")
     return out
 
 

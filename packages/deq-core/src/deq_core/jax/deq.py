@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from deq_core import messages
-from deq_core.config import SolveOptions, solve_options
+from deq_core.config import SolveOptions, deq_solve_options
 from deq_core.jax.solve import solve
 from deq_core.solution import Stats
 
@@ -18,16 +18,16 @@ class DEQ(eqx.Module):
     """Deep equilibrium layer: ``DEQ(cell, **solve_options)(x, z0)`` returns ``(z*, stats)``.
 
     ``cell(z, x)`` is an ``eqx.Module``; ``solve_options`` are those of :func:`deq_core.jax.fixed_point`,
-    validated at construction. ``max_iter`` at call time is the test-time budget; it overrides the
-    training one.
+    validated at construction, or ``options`` is a ready :class:`~deq_core.config.SolveOptions` (e.g. from a
+    domain's config). ``max_iter`` at call time is the test-time budget; it overrides the training one.
     """
 
     cell: eqx.Module
     options: SolveOptions = eqx.field(static=True)
 
-    def __init__(self, cell: eqx.Module, **solve_options_):
+    def __init__(self, cell: eqx.Module, options: SolveOptions | None = None, **solve_options):
         self.cell = cell
-        self.options = solve_options(**solve_options_)
+        self.options = deq_solve_options(options, solve_options)
 
     def __call__(
         self, x: jax.Array, z0: jax.Array | None = None, *, max_iter: int | None = None

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from deq_core import messages
-from deq_core.config import solve_options
+from deq_core.config import SolveOptions, deq_solve_options
 from deq_core.solution import Stats
 from deq_core.torch.solve import solve
 
@@ -16,16 +16,17 @@ from deq_core.torch.solve import solve
 class DEQ(nn.Module):
     """Deep equilibrium layer: ``forward(x, z0)`` returns ``(z*, stats)`` with ``z* = cell(z*, x)``.
 
-    ``solve_options`` are those of :func:`deq_core.torch.fixed_point` (validated here, at construction).
+    ``solve_options`` are those of :func:`deq_core.torch.fixed_point` (validated here, at construction), or
+    ``options`` is a ready :class:`~deq_core.config.SolveOptions` (e.g. from a domain's config).
     ``max_iter`` given at call time is the test-time compute budget and overrides the training one.
     When ``x`` is a tensor whose rows are the samples, the cell is evaluated only on samples that have not
     converged yet (with the matching rows of ``x``): it must treat samples independently.
     """
 
-    def __init__(self, cell: nn.Module, **solve_options_):
+    def __init__(self, cell: nn.Module, options: SolveOptions | None = None, **solve_options):
         super().__init__()
         self.cell = cell
-        self.options = solve_options(**solve_options_)
+        self.options = deq_solve_options(options, solve_options)
 
     def forward(
         self, x: torch.Tensor, z0: torch.Tensor | None = None, *, max_iter: int | None = None
