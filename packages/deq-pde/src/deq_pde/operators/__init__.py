@@ -1,6 +1,7 @@
 """Finite-element operators: meshes, Lagrange P1/P2 spaces (basix), assembly, Dirichlet conditions, problems.
 
-The numpy reference path lives here; batched differentiable paths are in ``deq_pde.operators.torch`` and
+The numpy/scipy reference path lives here; the batched assembly of ``deq_pde.operators.batched`` runs on
+numpy, and its differentiable torch and JAX versions are in ``deq_pde.operators.torch`` and
 ``deq_pde.operators.jax`` (imported explicitly, each needs its framework).
 """
 
