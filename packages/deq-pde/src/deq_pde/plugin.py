@@ -26,6 +26,7 @@ from deq_pde.datasets import (
 )
 from deq_pde.evaluation.classical import classical_baselines, darcy_runners, nonlinear_runners
 from deq_pde.evaluation.figures import plot_predictions
+from deq_pde.evaluation.pipeline import run_models
 from deq_pde.evaluation.protocol import RunSettings, Split
 from deq_pde.models.settings import ModelSettings, TrainSettings
 
@@ -191,13 +192,13 @@ def run(
     n = cfg.n_train
     split = Split(data["input"][:n], data["solution"][:n], data["input"][n:], data["solution"][n:])
     if backend == "torch":
-        from deq_pde.evaluation.torch import run_models
+        from deq_pde.evaluation.torch import backend as adapter
     elif backend == "jax":
-        from deq_pde.evaluation.jax import run_models
+        from deq_pde.evaluation.jax import backend as adapter
     else:
         raise ValueError(f"unknown backend {backend!r}; valid backends: torch, jax")
     t0 = time.perf_counter()
-    result = run_models(split, settings, device, seed)
+    result = run_models(split, settings, adapter(device), seed)
     model_seconds = time.perf_counter() - t0
 
     scaling = result["scaling"]
