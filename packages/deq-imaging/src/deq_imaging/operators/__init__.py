@@ -1,7 +1,10 @@
 """Forward operators for image reconstruction.
 
-Backend-free pieces (kernels, masks, geometry, numpy noise and the numpy reference operators) live here;
-the torch and JAX operators are in :mod:`deq_imaging.operators.torch` and :mod:`deq_imaging.operators.jax`.
+Backend-free pieces (kernels, masks, geometry, numpy noise) live here; the operators themselves
+(:mod:`deq_imaging.operators.linear`) are written once and run on numpy, torch and JAX arrays alike.
+:mod:`~deq_imaging.operators.reference`, :mod:`~deq_imaging.operators.torch` and
+:mod:`~deq_imaging.operators.jax` hold what differs per framework (the Radon sampling kernel, seeded noise)
+and make the operator classes available under their names.
 """
 
 from deq_imaging.operators.blur_geometry import BlurGeometry

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 
 def check_batch_shape(shape: Sequence[int], expected_hw: tuple[int, int], what: str) -> None:
@@ -30,3 +31,10 @@ def pair(value: int | Sequence[int], what: str) -> tuple[int, int]:
     if len(value) != 2 or min(value) < 1:
         raise ValueError(f"{what}: expected a positive int or a pair (H, W), got {value}")
     return value  # type: ignore[return-value]
+
+
+def check_images(x: Any, what: str) -> Any:
+    """Raise ValueError unless ``x`` is an array of shape (N, C, H, W); return it."""
+    if getattr(x, "ndim", None) != 4:
+        raise ValueError(f"{what}: expected an array of shape (N, C, H, W), got {getattr(x, 'shape', x)}")
+    return x
