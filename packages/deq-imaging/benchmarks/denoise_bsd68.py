@@ -26,7 +26,7 @@ from deq_imaging.datasets import load_benchmark
 from deq_imaging.datasets.problem import OperatorSpec, Problem
 from deq_imaging.evaluation import psnr
 from deq_imaging.models.config import ImagingConfig
-from deq_imaging.models.torch import Implicit, build_cell
+from deq_imaging.models.torch import ImplicitNet, build_cell
 from deq_imaging.models.training.torch import backward_option, train_implicit
 from deq_imaging.operators import gaussian_noise
 
@@ -55,7 +55,7 @@ def _problem(train, sigma: float, seed: int) -> Problem:
     )
 
 
-def _evaluate(model: Implicit, images, sigma: float, budgets: list[int], device: str, seed: int) -> dict:
+def _evaluate(model: ImplicitNet, images, sigma: float, budgets: list[int], device: str, seed: int) -> dict:
     """Average PSNR of the DEQ at each budget and of BM3D on the noisy versions of ``images``."""
     scores: dict[str, list[float]] = {f"DEQ t={t}": [] for t in budgets} | {"BM3D": []}
     times = {"DEQ": 0.0, "BM3D": 0.0}
@@ -129,7 +129,7 @@ def main() -> None:
             "tol": cfg.tol,
             "max_iter": cfg.max_iter,
         }
-        model = Implicit(build_cell(problem.spec, cfg), **solve).to(args.device)
+        model = ImplicitNet(build_cell(problem.spec, cfg), **solve).to(args.device)
         start = time.perf_counter()
         train_implicit(model, dataclasses.replace(problem), cfg, args.device, args.seed)
         train_seconds = time.perf_counter() - start

@@ -73,12 +73,12 @@ def test_fourier_directions_follow_singular_values():
 
 def _torch_models(task: str, **over):
     torch = pytest.importorskip("torch")
-    from deq_imaging.models.torch import Explicit, Implicit, build_cell, count_parameters
+    from deq_imaging.models.torch import Explicit, ImplicitNet, build_cell, count_parameters
 
     cfg = _cfg(task, **over)
     problem = make_problem(task, cfg, 0)
     torch.manual_seed(0)
-    implicit = Implicit(build_cell(problem.spec, cfg), solver="picard", backward="implicit", max_iter=3)
+    implicit = ImplicitNet(build_cell(problem.spec, cfg), solver="picard", backward="implicit", max_iter=3)
     explicit = Explicit(build_cell(problem.spec, cfg))
     assert count_parameters(implicit) == count_parameters(explicit)
     return torch, problem, implicit, explicit
@@ -114,12 +114,14 @@ def test_jax_models_shapes_and_gradients(task, over):
     import equinox as eqx
     import jax.numpy as jnp
 
-    from deq_imaging.models.jax import Explicit, Implicit, build_cell, count_parameters
+    from deq_imaging.models.jax import Explicit, ImplicitNet, build_cell, count_parameters
 
     cfg = _cfg(task, **over)
     problem = make_problem(task, cfg, 0)
     k1, k2 = jax.random.split(jax.random.key(0))
-    implicit = Implicit(build_cell(problem.spec, cfg, k1), solver="picard", backward="implicit", max_iter=3)
+    implicit = ImplicitNet(
+        build_cell(problem.spec, cfg, k1), solver="picard", backward="implicit", max_iter=3
+    )
     explicit = Explicit(build_cell(problem.spec, cfg, k2))
     assert count_parameters(implicit) == count_parameters(explicit)
     y, x = jnp.asarray(problem.test_y), jnp.asarray(problem.test_x)

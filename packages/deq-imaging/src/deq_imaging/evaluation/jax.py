@@ -22,7 +22,7 @@ from deq_imaging.datasets.problem import Problem
 from deq_imaging.evaluation.metrics import mean_scores, scored
 from deq_imaging.evaluation.perturbations import fourier_directions
 from deq_imaging.models.config import ImagingConfig
-from deq_imaging.models.jax import Explicit, Implicit, Unrolled, build_cell, count_parameters
+from deq_imaging.models.jax import Explicit, ImplicitNet, Unrolled, build_cell, count_parameters
 from deq_imaging.models.training.jax import backward_option, start_images, train_explicit, train_implicit
 
 
@@ -31,7 +31,7 @@ def _apply(cell: eqx.Module, z: jax.Array, y: jax.Array) -> jax.Array:
     return cell(z, y)
 
 
-def _picard(model: Implicit) -> bool:
+def _picard(model: ImplicitNet) -> bool:
     solver = model.deq.options.solver
     return type(solver).__name__ == "Picard" and float(solver.damping) == 1.0
 
@@ -41,7 +41,7 @@ def _norms(a: np.ndarray) -> np.ndarray:
 
 
 def per_budget(
-    model: Implicit, y: jax.Array, clean: np.ndarray, budgets: Sequence[int], keep: set[int]
+    model: ImplicitNet, y: jax.Array, clean: np.ndarray, budgets: Sequence[int], keep: set[int]
 ) -> dict:
     """PSNR/SSIM of ``y_t`` for every budget, the outputs at ``keep`` and the final relative step."""
     cell = model.deq.cell
@@ -66,7 +66,7 @@ def per_budget(
 
 
 def lipschitz_per_budget(
-    model: Implicit, y: jax.Array, directions: np.ndarray, scales: Sequence[float], budgets: Sequence[int]
+    model: ImplicitNet, y: jax.Array, directions: np.ndarray, scales: Sequence[float], budgets: Sequence[int]
 ) -> dict[str, list[float]]:
     """``max``/``mean`` finite-difference ratios ``||y_t(y + s d) - y_t(y)|| / s`` per budget, over the
     unit-normalised ``directions`` (k, C, h, w) and ``scales``, in one Picard pass over all inputs."""
@@ -112,7 +112,7 @@ def _train_and_evaluate(problem: Problem, cfg: ImagingConfig, seed: int) -> dict
     seconds: dict[str, float] = {}
     key_implicit, key_explicit = jax.random.split(jax.random.key(seed))
     solve = {"solver": cfg.solver, "backward": backward_option(cfg), "tol": cfg.tol, "max_iter": cfg.max_iter}
-    implicit = Implicit(build_cell(problem.spec, cfg, key_implicit), **solve)
+    implicit = ImplicitNet(build_cell(problem.spec, cfg, key_implicit), **solve)
     explicit = Explicit(build_cell(problem.spec, cfg, key_explicit))
 
     start = time.perf_counter()

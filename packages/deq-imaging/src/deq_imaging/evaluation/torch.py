@@ -20,11 +20,11 @@ from deq_imaging.datasets.problem import Problem
 from deq_imaging.evaluation.metrics import mean_scores, scored
 from deq_imaging.evaluation.perturbations import fourier_directions
 from deq_imaging.models.config import ImagingConfig
-from deq_imaging.models.torch import Explicit, Implicit, Unrolled, build_cell, count_parameters
+from deq_imaging.models.torch import Explicit, ImplicitNet, Unrolled, build_cell, count_parameters
 from deq_imaging.models.training.torch import backward_option, train_explicit, train_implicit
 
 
-def _picard(model: Implicit) -> bool:
+def _picard(model: ImplicitNet) -> bool:
     solver = model.deq.options.solver
     return type(solver).__name__ == "Picard" and float(solver.damping) == 1.0
 
@@ -34,7 +34,7 @@ def _norms(a: torch.Tensor) -> torch.Tensor:
 
 
 def per_budget(
-    model: Implicit, y: torch.Tensor, clean: np.ndarray, budgets: Sequence[int], keep: set[int]
+    model: ImplicitNet, y: torch.Tensor, clean: np.ndarray, budgets: Sequence[int], keep: set[int]
 ) -> dict:
     """PSNR/SSIM of ``y_t`` for every budget, the outputs at ``keep`` and the final relative step
     ``||z_T - z_{T-1}|| / ||z_T||`` (largest over the images)."""
@@ -60,7 +60,7 @@ def per_budget(
 
 
 def lipschitz_per_budget(
-    model: Implicit,
+    model: ImplicitNet,
     y: torch.Tensor,
     directions: torch.Tensor,
     scales: Sequence[float],
@@ -108,7 +108,7 @@ def train_and_evaluate(problem: Problem, cfg: ImagingConfig, device: str, seed: 
     torch.manual_seed(seed)
     seconds: dict[str, float] = {}
     solve = {"solver": cfg.solver, "backward": backward_option(cfg), "tol": cfg.tol, "max_iter": cfg.max_iter}
-    implicit = Implicit(build_cell(problem.spec, cfg), **solve).to(device)
+    implicit = ImplicitNet(build_cell(problem.spec, cfg), **solve).to(device)
     explicit = Explicit(build_cell(problem.spec, cfg)).to(device)
 
     start = time.perf_counter()

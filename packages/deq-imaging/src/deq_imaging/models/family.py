@@ -1,12 +1,17 @@
 """``OperatorFamily``: a task's forward operator for every image size, built lazily; backend-free.
 
-Each backend's model module subclasses it and names its operator module in ``operators``.
+The operators (:mod:`deq_imaging.operators.linear`) run on whatever arrays they are given, so one family
+serves every backend; ``||A||^2`` comes from the operator's ``norm()`` (closed form, or a float64 numpy
+power iteration), which also works while a JAX function is being traced.
 """
 
 from __future__ import annotations
 
-from types import ModuleType
 from typing import Any
+
+from array_api_compat import array_namespace, device
+
+from deq_imaging.operators.linear import CircularBlur, Identity, Radon
 
 
 def data_step_choice(kind: str, data_step: str, cg_steps: int) -> tuple[int, str]:
@@ -25,8 +30,6 @@ def data_step_choice(kind: str, data_step: str, cg_steps: int) -> tuple[int, str
 class OperatorFamily:
     """The forward operator of an :class:`~deq_imaging.datasets.problem.OperatorSpec` for every image size."""
 
-    operators: ModuleType  # deq_imaging.operators.torch or deq_imaging.operators.jax
-
     def __init__(self, spec: Any) -> None:
         """Operators are built lazily per measurement shape and cached."""
         self.spec = spec
@@ -39,18 +42,14 @@ class OperatorFamily:
         if key not in self._ops:
             shape = self.spec.image_shape(key)
             if self.spec.kind == "identity":
-                op = self.operators.Identity(shape)
+                op = Identity(shape)
             elif self.spec.kind == "blur":
-                op = self.operators.CircularBlur(self.spec.kernel, shape)
+                op = CircularBlur(self.spec.kernel, shape)
             else:
-                op = self.operators.Radon(self.spec.image_size, self.spec.theta)
+                op = Radon(self.spec.image_size, self.spec.theta)
             self._ops[key] = op
-            self._norms[key] = self._norm2(op, shape)
+            self._norms[key] = float(op.norm()) ** 2
         return self._ops[key]
-
-    def _norm2(self, op: Any, shape: tuple[int, int]) -> float:
-        """``||A||^2`` of a freshly built operator."""
-        return float(op.norm()) ** 2
 
     def norm2(self, measurement_shape: tuple[int, ...]) -> float:
         """``||A||^2`` of the operator for ``measurement_shape``."""
@@ -71,5 +70,6 @@ class OperatorFamily:
         return self.direct(y)
 
     def zeros(self, y: Any, image_shape: tuple[int, int]) -> Any:
-        """Zero images (N, C, *image_shape) in ``y``'s dtype and device (backend-specific)."""
-        raise NotImplementedError
+        """Zero images (N, C, *image_shape) in ``y``'s namespace, dtype and device."""
+        xp = array_namespace(y)
+        return xp.zeros((*y.shape[:-2], *image_shape), dtype=y.dtype, device=device(y))

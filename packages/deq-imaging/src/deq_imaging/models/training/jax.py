@@ -22,7 +22,7 @@ from deq_core.jax.train import fit
 from deq_core.training import TrainConfig
 from deq_imaging.datasets.problem import Problem
 from deq_imaging.models.config import ImagingConfig
-from deq_imaging.models.jax import Explicit, Implicit, Unrolled
+from deq_imaging.models.jax import Explicit, ImplicitNet, Unrolled
 from deq_imaging.models.training.bank import PatchBank
 
 
@@ -47,7 +47,9 @@ def start_images(cell: eqx.Module, y: jax.Array) -> jax.Array:
     return cell.init(y)
 
 
-def train_implicit(model: Implicit, problem: Problem, cfg: ImagingConfig, seed: int) -> tuple[Implicit, dict]:
+def train_implicit(
+    model: ImplicitNet, problem: Problem, cfg: ImagingConfig, seed: int
+) -> tuple[ImplicitNet, dict]:
     """Fit the DEQ on the warm-started bank; returns the model, the loss history and the iterate ages seen."""
     bank = PatchBank(problem, cfg.bank_size, cfg.patch_size, seed + 3)
     latest = {"model": model}
@@ -74,12 +76,12 @@ def train_implicit(model: Implicit, problem: Problem, cfg: ImagingConfig, seed: 
         reset(index[~np.isfinite(cache[index].reshape(len(index), -1)).all(1)])
         return jnp.asarray(bank.x[index]), y, z
 
-    def loss_fn(net: Implicit, batch: tuple[jax.Array, ...]) -> jax.Array:
+    def loss_fn(net: ImplicitNet, batch: tuple[jax.Array, ...]) -> jax.Array:
         x, y, z0 = batch
         z = net.deq.cell(z0, y) if cfg.backward == "jfb" else net.deq(y, z0)[0]
         return jnp.mean((z - x) ** 2)
 
-    def keep(current: Implicit, step: int) -> None:
+    def keep(current: ImplicitNet, step: int) -> None:
         latest["model"] = current
 
     config = TrainConfig(steps=cfg.steps, seed=seed, log_every=max(1, cfg.steps // 20), eval_every=1)

@@ -22,7 +22,7 @@ from deq_core.torch.train import fit
 from deq_core.training import TrainConfig
 from deq_imaging.datasets.problem import Problem
 from deq_imaging.models.config import ImagingConfig
-from deq_imaging.models.torch import Explicit, Implicit, Unrolled
+from deq_imaging.models.torch import Explicit, ImplicitNet, Unrolled
 from deq_imaging.models.training.bank import PatchBank
 
 
@@ -73,7 +73,7 @@ class WarmBank:
         self.reset(index[~torch.isfinite(z.flatten(1)).all(1).cpu().numpy()])
 
 
-def train_implicit(model: Implicit, problem: Problem, cfg: ImagingConfig, device: str, seed: int) -> dict:
+def train_implicit(model: ImplicitNet, problem: Problem, cfg: ImagingConfig, device: str, seed: int) -> dict:
     """Fit the DEQ on the warm-started bank; returns the loss history and the iterate ages seen."""
     warm = WarmBank(PatchBank(problem, cfg.bank_size, cfg.patch_size, seed + 3), model.deq.cell.init, device)
     ages: list[int] = []
@@ -87,7 +87,7 @@ def train_implicit(model: Implicit, problem: Problem, cfg: ImagingConfig, device
         where = torch.as_tensor(index, device=device)
         return warm.tensor(warm.bank.x[index]), warm.tensor(warm.bank.y[index]), warm.z[where], where
 
-    def loss_fn(net: Implicit, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    def loss_fn(net: ImplicitNet, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
         x, y, z0, where = batch
         with torch.no_grad():
             z0, _ = net.deq(y, z0, max_iter=cfg.warm_iters)
