@@ -11,12 +11,15 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import random
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from deq_core.analysis.plot import plot_scaling
 from deq_core.analysis.report import ReportError, package_versions, validate_report, write_report
@@ -94,6 +97,17 @@ def _set_threads(backend: str, threads: int | None) -> None:
             os.environ["XLA_FLAGS"] = f"{flags} --xla_cpu_multi_thread_eigen=false".strip()
 
 
+def _seed_globals(backend: str, seed: int) -> None:
+    """Seed Python's, numpy's and (for torch) torch's global RNGs, so that ``--seed`` reproduces a run even
+    where a domain or a library it calls draws from them (torch seeds its default generator at random)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    if backend == "torch":
+        import torch
+
+        torch.manual_seed(seed)
+
+
 def _check_device(backend: str, device: str) -> None:
     """Fail early, in one line, when ``--device cuda`` has no GPU behind it."""
     if device != "cuda":
@@ -131,6 +145,7 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.seed < 0:
         raise UsageError(f"--seed must be >= 0, got {args.seed}")
+    _seed_globals(backend, args.seed)
     try:
         smoke()
     except ValueError as exc:
