@@ -27,7 +27,8 @@ from deq_imaging.datasets.problem import OperatorSpec, Problem
 from deq_imaging.evaluation import psnr
 from deq_imaging.models.config import ImagingConfig
 from deq_imaging.models.torch import ImplicitNet, build_cell
-from deq_imaging.models.training.torch import backward_option, train_implicit
+from deq_imaging.backends import load
+from deq_imaging.models.training.recipe import backward_option, train_implicit
 from deq_imaging.operators import gaussian_noise
 
 ROOT = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "images"
@@ -129,9 +130,10 @@ def main() -> None:
             "tol": cfg.tol,
             "max_iter": cfg.max_iter,
         }
-        model = ImplicitNet(build_cell(problem.spec, cfg), **solve).to(args.device)
+        backend = load("torch", args.device)
+        model = backend.place(ImplicitNet(build_cell(problem.spec, cfg), **solve))
         start = time.perf_counter()
-        train_implicit(model, dataclasses.replace(problem), cfg, args.device, args.seed)
+        model, _ = train_implicit(backend, model, dataclasses.replace(problem), cfg, args.seed)
         train_seconds = time.perf_counter() - start
         model.eval()
         for name, images in tests.items():

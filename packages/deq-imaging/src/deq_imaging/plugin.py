@@ -50,13 +50,9 @@ def run(
     start = time.perf_counter()
     problem = make_problem(task, cfg, seed)
     seconds = {"data": time.perf_counter() - start}
-    if backend == "torch":
-        from deq_imaging.evaluation.torch import train_and_evaluate
-    elif backend == "jax":
-        from deq_imaging.evaluation.jax import train_and_evaluate
-    else:
-        raise ValueError(f"unknown backend {backend!r}; valid backends: torch, jax")
-    result = train_and_evaluate(problem, cfg, device, seed)
+    from deq_imaging.evaluation.pipeline import train_and_evaluate
+
+    result = train_and_evaluate(problem, cfg, backend, device, seed)
     seconds |= result["seconds"]
     begin = time.perf_counter()
     baselines = run_baselines(problem, smoke(), cfg.bm3d_grid, cfg.bm3d_tune_images) if cfg.baselines else {}

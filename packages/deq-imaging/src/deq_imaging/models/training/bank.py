@@ -1,7 +1,9 @@
 """``PatchBank``: the training bank of clean patches and their fixed noisy measurements (numpy).
 
-The backend keeps one cached iterate per bank entry (a warm start for the next visit); :meth:`refresh`
-replaces a few entries with new patches and returns their indices so the backend resets those iterates.
+Every training step draws from ``default_rng((stream, step))``: first, every ``every`` steps, ``refresh``
+entries are replaced by new patches (the trainer forgets their cached iterates), then the step's batch.
+:meth:`PatchBank.visit` replays the refreshes of steps it has not seen, so a run resumed from a checkpoint
+holds the same patches as one that never stopped.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ class PatchBank:
         self.x = problem.patches(size, patch, 0)
         self.y = problem.measure(self.x, seed)
         self.draws = 0
+        self.steps = 0
 
     def __len__(self) -> int:
         """Number of entries."""
@@ -39,3 +42,22 @@ class PatchBank:
     def sample(self, count: int, rng: np.random.Generator) -> np.ndarray:
         """Indices of a training batch (distinct entries)."""
         return rng.choice(len(self), size=count, replace=False)
+
+    def visit(
+        self, step: int, stream: int, batch: int, refresh: int, every: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(batch indices, replaced indices)`` of training step ``step`` (see the module doc)."""
+        if step < self.steps:
+            raise ValueError(f"PatchBank.visit: step {step} is before step {self.steps}, already drawn")
+        for past in range(self.steps, step):
+            self._refresh_at(past, stream, refresh, every)
+        rng, replaced = self._refresh_at(step, stream, refresh, every)
+        return self.sample(batch, rng), replaced
+
+    def _refresh_at(
+        self, step: int, stream: int, refresh: int, every: int
+    ) -> tuple[np.random.Generator, np.ndarray]:
+        rng = np.random.default_rng((stream, step))
+        replaced = self.refresh(refresh, rng) if step % every == 0 else np.zeros(0, dtype=np.int64)
+        self.steps = step + 1
+        return rng, replaced
