@@ -8,7 +8,8 @@ import pytest
 
 from deq_core.analysis.report import validate_report
 from deq_core.domains import discover
-from deq_pde.plugin import PDEConfig, default_config, domain
+from deq_core.errors import ConfigError
+from deq_pde.plugin import config_from_dict, default_config, domain
 
 BACKEND = os.environ.get("DEQ_BACKEND") or next(
     (b for b in ("torch", "jax") if importlib.util.find_spec(b) is not None), None
@@ -27,16 +28,18 @@ def test_default_configs_validate(task, quick, monkeypatch):
     monkeypatch.delenv("DEQ_SMOKE", raising=False)
     config = default_config(task, quick)
     json.dumps(config)
-    settings = PDEConfig(**config).settings()
-    assert max(settings.budgets) >= 2 * settings.model.train_iters
+    settings = config_from_dict(config).settings()
+    assert max(settings.budgets) >= 2 * settings.model.solve.max_iter
     assert 1 in settings.explicit_depths
 
 
 def test_unknown_task_and_key_are_named():
-    with pytest.raises(ValueError, match="unknown pde task 'heat'"):
+    with pytest.raises(ConfigError, match="unknown pde task 'heat'"):
         default_config("heat", True)
-    with pytest.raises(TypeError, match="widht"):
-        PDEConfig(widht=3)
+    with pytest.raises(ConfigError, match="widht"):
+        config_from_dict({"widht": 3})
+    with pytest.raises(ConfigError, match=r"Phantom\.tau must be a number in \(0\.0, 1\.0\]"):
+        config_from_dict({"phantom_tau": 1.5}).settings()
 
 
 @pytest.mark.skipif(BACKEND is None, reason="needs torch or jax")

@@ -16,7 +16,9 @@ from typing import Any
 import numpy as np
 
 from deq_core.analysis import build_report
+from deq_core.config import from_dict
 from deq_core.domains import Domain, smoke
+from deq_core.errors import ConfigError
 from deq_pde.datasets import (
     DarcyConfig,
     NonlinearConfig,
@@ -28,7 +30,7 @@ from deq_pde.evaluation.classical import classical_baselines, darcy_runners, non
 from deq_pde.evaluation.figures import plot_predictions
 from deq_pde.evaluation.pipeline import run_models
 from deq_pde.evaluation.protocol import RunSettings, Split
-from deq_pde.models.settings import ModelSettings, TrainSettings
+from deq_pde.models.settings import ModelSettings, TrainSettings, deq_solve
 
 TASKS = {
     "darcy": "Darcy flow -div(a grad u) = 1: thresholded-GRF coefficient (12/3) -> FEM solution on a grid",
@@ -39,7 +41,7 @@ CACHE_ENV = "DEQ_PDE_CACHE"
 
 @dataclass(frozen=True)
 class PDEConfig:
-    """Every knob of a ``pde`` run (unknown keys are a TypeError naming them)."""
+    """Every knob of a ``pde`` run; :func:`config_from_dict` names unknown keys in a ConfigError."""
 
     grid_size: int = 33
     n_train: int = 1000
@@ -77,11 +79,8 @@ class PDEConfig:
                 self.width,
                 self.modes,
                 self.projection,
-                self.solver,
-                self.train_iters,
-                self.phantom_steps,
-                self.phantom_tau,
                 self.contraction,
+                deq_solve(self.solver, self.train_iters, self.phantom_steps, self.phantom_tau),
             ),
             train=TrainSettings(self.epochs, self.batch, self.lr, self.weight_decay),
             explicit_depths=tuple(self.explicit_depths),
@@ -95,10 +94,15 @@ class PDEConfig:
         )
 
 
+def config_from_dict(config: dict[str, Any]) -> PDEConfig:
+    """The :class:`PDEConfig` of a config mapping; an unknown key or a bad value is a ConfigError."""
+    return from_dict(PDEConfig, config)
+
+
 def default_config(task: str, quick: bool) -> dict[str, Any]:
     """The full config (a GPU) or the ``quick`` one (2 CPU cores, < 10 min); ``DEQ_SMOKE=1`` shrinks it."""
     if task not in TASKS:
-        raise ValueError(f"unknown pde task {task!r}; valid tasks: {', '.join(TASKS)}")
+        raise ConfigError(f"unknown pde task {task!r}; valid tasks: {', '.join(TASKS)}")
     config = PDEConfig(
         grid_size=65,
         n_train=4000,
@@ -180,8 +184,8 @@ def run(
 ) -> dict[str, Any]:
     """Train FNO-DEQ and the same-size FNO on ``backend``, time classical solvers, return the report."""
     if task not in TASKS:
-        raise ValueError(f"unknown pde task {task!r}; valid tasks: {', '.join(TASKS)}")
-    cfg = PDEConfig(**config)
+        raise ConfigError(f"unknown pde task {task!r}; valid tasks: {', '.join(TASKS)}")
+    cfg = config_from_dict(config)
     settings = cfg.settings()
     start = time.perf_counter()
     out_dir = Path(out_dir)
@@ -196,7 +200,7 @@ def run(
     elif backend == "jax":
         from deq_pde.evaluation.jax import backend as adapter
     else:
-        raise ValueError(f"unknown backend {backend!r}; valid backends: torch, jax")
+        raise ConfigError(f"unknown backend {backend!r}; valid backends: torch, jax")
     t0 = time.perf_counter()
     result = run_models(split, settings, adapter(device), seed)
     model_seconds = time.perf_counter() - t0

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from deq_core.errors import ConfigError
 from deq_pde.models.settings import ModelSettings, TrainSettings
 
 
@@ -47,11 +48,11 @@ class RunSettings:
 
     def __post_init__(self) -> None:
         if 1 not in self.explicit_depths or any(d < 1 for d in self.explicit_depths):
-            raise ValueError(
+            raise ConfigError(
                 f"explicit_depths must hold depth 1 (the same-size FNO), got {self.explicit_depths}"
             )
         for name in ("sine_modes", "lipschitz_samples", "timing_samples", "figure_samples"):
             if getattr(self, name) < 1:
-                raise ValueError(f"RunSettings.{name} must be >= 1, got {getattr(self, name)}")
+                raise ConfigError(f"RunSettings.{name} must be >= 1, got {getattr(self, name)}")
         if self.power_iters < 0:
-            raise ValueError(f"RunSettings.power_iters must be >= 0, got {self.power_iters}")
+            raise ConfigError(f"RunSettings.power_iters must be >= 0, got {self.power_iters}")

@@ -7,6 +7,7 @@ under ``jax.jit``; training goes through :func:`deq_core.jax.train.fit`.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -16,7 +17,6 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from deq_core.config import Phantom
 from deq_core.jax import DEQ
 from deq_core.jax.analysis import iterate_exactly
 from deq_core.jax.train import fit
@@ -138,11 +138,7 @@ class FNODEQ(eqx.Module):
     def __init__(self, n: int, settings: ModelSettings, rng: np.random.Generator):
         self.codec = Codec(n, settings, rng)
         self.deq = DEQ(
-            FourierLayer(settings.width, settings.modes, rng, settings.contraction),
-            solver=settings.solver,
-            backward=Phantom(settings.phantom_steps, settings.phantom_tau),
-            tol=0.0,
-            max_iter=settings.train_iters,
+            FourierLayer(settings.width, settings.modes, rng, settings.contraction), settings.solve
         )
 
     def __call__(self, a: jax.Array, z0: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
@@ -187,8 +183,12 @@ def count_params(model: eqx.Module) -> int:
     return sum(int(a.size) for a in jax.tree.leaves(eqx.filter(arrays, eqx.is_array)))
 
 
+@functools.lru_cache(maxsize=8)
 def _optimizer(settings: TrainSettings, steps: int) -> optax.GradientTransformation:
-    """AdamW with cosine decay on the trained arrays; the constants of :func:`_constants` stay as they are."""
+    """AdamW with cosine decay on the trained arrays; the constants of :func:`_constants` stay as they are.
+
+    Cached: the same optimizer lets ``fit`` reuse its compiled step across runs of the same settings.
+    """
     adamw = optax.adamw(optax.cosine_decay_schedule(settings.lr, steps), weight_decay=settings.weight_decay)
 
     def labels(params: Any) -> Any:
@@ -212,7 +212,7 @@ def train(
     (``checkpoint_dir``, ``checkpoint_every``, ``stop_after``) are those of
     :func:`~deq_pde.models.schedule.train_config`: a run cut short resumes from its last checkpoint.
     """
-    scales = fourier.codec_scales(inputs, targets).astype(jnp.float32)
+    scales = fourier.codec_scales(inputs, targets).astype(model.codec.scales.dtype)
     model = eqx.tree_at(lambda m: m.codec.scales, model, scales)
     n, float_type = inputs.shape[0], jnp.zeros(()).dtype.type
     optimizer, orders = _optimizer(settings, settings.steps(n)), lambda: permutations(n, seed)

@@ -1,39 +1,58 @@
-"""Backend-free model and training settings shared by the torch and JAX FNOs, and the grid channels."""
+"""Backend-free model and training settings shared by the torch and JAX FNOs, and the grid channels.
+
+The FNO-DEQ's solver options are one :class:`deq_core.config.SolveOptions`, validated by deq-core when it
+is built (:func:`deq_solve`); every mistake in these settings is a :class:`deq_core.errors.ConfigError`.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+
+from deq_core.config import Phantom, SolveOptions, solve_options
+from deq_core.errors import ConfigError
+
+
+def deq_solve(
+    solver: Any = "picard", train_iters: int = 4, phantom_steps: int = 3, phantom_tau: float = 0.8
+) -> SolveOptions:
+    """The FNO-DEQ's solve: ``train_iters`` iterations of ``solver`` (no early stop), phantom gradient."""
+    return solve_options(
+        solver=solver, backward=Phantom(phantom_steps, phantom_tau), tol=0.0, max_iter=train_iters
+    )
+
+
+def _positive_ints(owner: object, names: tuple[str, ...]) -> None:
+    for name in names:
+        value = getattr(owner, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{type(owner).__name__}.{name} must be an integer >= 1, got {value!r}")
 
 
 @dataclass(frozen=True)
 class ModelSettings:
-    """FNO shape: channel ``width``, Fourier ``modes`` kept per axis, projection width, DEQ solve options."""
+    """FNO shape: channel ``width``, Fourier ``modes`` kept per axis, projection width; the DEQ's contraction
+    bound and its solve options."""
 
     width: int = 32
     modes: int = 12
     projection: int = 128
-    solver: str = "picard"
-    train_iters: int = 4
-    phantom_steps: int = 3
-    phantom_tau: float = 0.8
     contraction: float = 0.8
+    solve: SolveOptions = field(default_factory=deq_solve)
 
     def __post_init__(self) -> None:
-        for name in ("width", "modes", "projection", "train_iters", "phantom_steps"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"ModelSettings.{name} must be an integer >= 1, got {value!r}")
-        if not 0.0 < self.phantom_tau <= 1.0:
-            raise ValueError(f"ModelSettings.phantom_tau must be in (0, 1], got {self.phantom_tau}")
+        _positive_ints(self, ("width", "modes", "projection"))
         if not self.contraction > 0:
-            raise ValueError(f"ModelSettings.contraction must be positive, got {self.contraction}")
+            raise ConfigError(f"ModelSettings.contraction must be positive, got {self.contraction}")
+        if not isinstance(self.solve, SolveOptions):
+            raise ConfigError(f"ModelSettings.solve must be a SolveOptions, got {type(self.solve).__name__}")
 
 
 @dataclass(frozen=True)
 class TrainSettings:
-    """Adam with cosine decay for ``epochs`` passes over the data in minibatches of ``batch``."""
+    """AdamW with cosine decay for ``epochs`` passes over the data in minibatches of ``batch``."""
 
     epochs: int = 20
     batch: int = 20
@@ -41,12 +60,9 @@ class TrainSettings:
     weight_decay: float = 1e-4
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"TrainSettings.{name} must be an integer >= 1, got {value!r}")
-        if self.lr <= 0 or self.weight_decay < 0:
-            raise ValueError(
+        _positive_ints(self, ("epochs", "batch"))
+        if not (self.lr > 0 and self.weight_decay >= 0):
+            raise ConfigError(
                 f"TrainSettings needs lr > 0 and weight_decay >= 0, got {self.lr}, {self.weight_decay}"
             )
 

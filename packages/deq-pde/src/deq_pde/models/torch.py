@@ -15,7 +15,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from deq_core.config import Phantom
 from deq_core.torch import DEQ
 from deq_core.torch.analysis import iterate_exactly
 from deq_core.torch.train import fit
@@ -32,7 +31,8 @@ class SpectralConv2d(nn.Module):
     def __init__(self, width: int, modes: int):
         super().__init__()
         self.modes = modes
-        self.weight = nn.Parameter(torch.rand(2, width, width, modes, modes, 2) / (width * width))
+        scale = 1.0 / (width * width)
+        self.weight = nn.Parameter(scale * torch.rand(2, width, width, modes, modes, 2))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """Apply to ``z`` (B, C, H, W)."""
@@ -103,13 +103,7 @@ class FNODEQ(nn.Module):
     def __init__(self, n: int, settings: ModelSettings):
         super().__init__()
         self.codec = Codec(n, settings)
-        self.deq = DEQ(
-            FourierLayer(settings.width, settings.modes, settings.contraction),
-            solver=settings.solver,
-            backward=Phantom(settings.phantom_steps, settings.phantom_tau),
-            tol=0.0,
-            max_iter=settings.train_iters,
-        )
+        self.deq = DEQ(FourierLayer(settings.width, settings.modes, settings.contraction), settings.solve)
 
     def forward(self, a: torch.Tensor, z0: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """``(u, z)``: the prediction and the hidden state after the training budget from ``z0``."""
