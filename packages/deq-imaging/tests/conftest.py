@@ -1,16 +1,16 @@
-"""Shared fixtures: operator cases built identically in every backend, and the reference-data path."""
+"""Shared fixtures: operator cases built alike in every backend, each backend's arrays, the data path."""
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
+from imaging_checks import BACKENDS, Arrays, precision
 
+from deq_core.testing.fixtures import shared_data
 from deq_imaging.operators import box_mask, gaussian_kernel, motion_blur_kernel, random_pixel_mask
-
-REPO_ROOT = Path(__file__).resolve().parents[3]
-DATA_IMAGES = REPO_ROOT.parent / "shared" / "data" / "images"
 
 # name -> (class name, constructor args, channels); the same geometry for numpy, torch and JAX.
 OPERATOR_CASES = {
@@ -33,9 +33,20 @@ def operator_case(request: pytest.FixtureRequest) -> tuple[str, str, tuple, int]
     return request.param, cls, args, channels
 
 
+@pytest.fixture(
+    params=[(backend, dtype) for backend in BACKENDS for dtype in ("float32", "float64")],
+    ids=lambda p: f"{p[0]}-{p[1]}",
+)
+def arrays(request: pytest.FixtureRequest):
+    """Each installed backend in float32 and float64 (JAX's x64 flag set for the test and restored)."""
+    backend, dtype = request.param
+    if backend != "numpy" and importlib.util.find_spec(backend) is None:
+        pytest.skip(f"{backend} not installed")
+    with precision(backend, dtype):
+        yield Arrays(backend, dtype)
+
+
 @pytest.fixture
 def data_images() -> Path:
-    """The reference benchmark images folder (../shared/data/images), skipping the test if absent."""
-    if not DATA_IMAGES.is_dir():
-        pytest.skip(f"reference data not found at {DATA_IMAGES}")
-    return DATA_IMAGES
+    """The reference benchmark images folder (../shared/data/images): fails in CI, skips elsewhere."""
+    return shared_data("images")

@@ -208,7 +208,8 @@ def _train_and_evaluate(backend: Backend, problem: Problem, cfg: ImagingConfig, 
     y_lip = test_y[: cfg.lipschitz_samples]
     lipschitz = lipschitz_estimates(backend, implicit, explicit, y_lip, directions, cfg, seed)
     seconds["lipschitz"] = time.perf_counter() - start
-
+    with backend.no_grad():
+        learned = learned_values(implicit.deq.cell)
     return {
         "iterations": budgets,
         "psnr": curve["psnr"],
@@ -225,6 +226,6 @@ def _train_and_evaluate(backend: Backend, problem: Problem, cfg: ImagingConfig, 
             "explicit": backend.count_parameters(explicit),
         },
         "train": {"implicit": implicit_log, "explicit": explicit_log},
-        "learned": learned_values(implicit.deq.cell),
+        "learned": learned,
         "seconds": seconds,
     }
