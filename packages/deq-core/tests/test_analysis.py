@@ -25,6 +25,7 @@ from deq_core.analysis import (
     write_report,
 )
 from deq_core.analysis.plot import plot_scaling
+from deq_core.testing.fixtures import jax_x64
 
 
 def _torch_adapter():
@@ -46,7 +47,6 @@ def _jax_adapter():
     jax = pytest.importorskip("jax")
     import jax.numpy as jnp
 
-    jax.config.update("jax_enable_x64", True)
     from deq_core.jax import analysis, fixed_point
 
     return SimpleNamespace(
@@ -63,7 +63,12 @@ def _jax_adapter():
 @pytest.fixture(params=["torch", "jax"])
 def bk(request):
     """The analysis module of one backend (skipped when that backend is not installed), in float64."""
-    return {"torch": _torch_adapter, "jax": _jax_adapter}[request.param]()
+    if request.param == "jax":
+        adapter = _jax_adapter()
+        with jax_x64():
+            yield adapter
+    else:
+        yield _torch_adapter()
 
 
 def _matrix_with_singular_values(values, n_out, n_in, seed):

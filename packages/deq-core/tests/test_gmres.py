@@ -18,6 +18,7 @@ from deq_core.engine.adjoint import solve_adjoint
 from deq_core.engine.gmres import gmres
 from deq_core.engine.numpy_ops import NumpyOps
 from deq_core.solution import Result
+from deq_core.testing.fixtures import jax_x64
 
 SUCCESSFUL, MAX_STEPS, NONFINITE = (
     int(Result.SUCCESSFUL),
@@ -122,13 +123,9 @@ def runner(request) -> Iterator[Any]:
     elif request.param == "torch":
         yield TorchRunner()
     else:
-        jax = pytest.importorskip("jax")
-        previous = jax.config.read("jax_enable_x64")
-        jax.config.update("jax_enable_x64", True)
-        try:
+        pytest.importorskip("jax")
+        with jax_x64():
             yield JaxRunner()
-        finally:
-            jax.config.update("jax_enable_x64", previous)
 
 
 def _random_system(batch: int, n: int, spread: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

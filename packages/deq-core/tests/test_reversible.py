@@ -12,6 +12,7 @@ from deq_core.config import Reversible, Stop, solve_options
 from deq_core.engine import reversible
 from deq_core.engine.numpy_ops import NumpyOps
 from deq_core.solution import Result
+from deq_core.testing.fixtures import jax_x64
 
 BETA = 0.5
 
@@ -287,11 +288,9 @@ def test_torch_keeps_shape_and_dtype_and_skips_autograd_under_no_grad():
 @pytest.fixture
 def x64():
     """JAX in float64 for one test, restoring the previous setting afterwards."""
-    jax = pytest.importorskip("jax")
-    previous = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    yield
-    jax.config.update("jax_enable_x64", previous)
+    pytest.importorskip("jax")
+    with jax_x64():
+        yield
 
 
 def _jax_grads(loss, params):

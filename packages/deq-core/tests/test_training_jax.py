@@ -17,7 +17,8 @@ import pytest
 jax = pytest.importorskip("jax")
 eqx = pytest.importorskip("equinox")
 optax = pytest.importorskip("optax")
-jax.config.update("jax_enable_x64", True)
+
+import functools  # noqa: E402
 
 import jax.numpy as jnp  # noqa: E402
 
@@ -30,9 +31,17 @@ from deq_core.jax.regularizers import (  # noqa: E402
     trainable,
 )
 from deq_core.jax.train import fit  # noqa: E402
+from deq_core.testing.fixtures import jax_x64  # noqa: E402
 from deq_core.training import CheckpointDir, TrainConfig, WarmStartCache  # noqa: E402
 
 DIM, HIDDEN, BATCH = 3, 6, 8
+
+
+@pytest.fixture(autouse=True, scope="module")
+def float64():
+    """Every test of this module runs in float64 (the flag is restored after the module)."""
+    with jax_x64():
+        yield
 
 
 class Cell(eqx.Module):
@@ -84,7 +93,12 @@ def leaves(model):
     return [np.asarray(leaf) for leaf in jax.tree.leaves(eqx.filter(model, eqx.is_array))]
 
 
-HELD_OUT = sample(0, jax.random.key(12345))
+@functools.cache
+def held_out():
+    """A fixed evaluation batch."""
+    return sample(0, jax.random.key(12345))
+
+
 # One optimizer object: fits with the same optimizer and loss reuse the compiled step. At lr 0.05 the
 # held-out error oscillated (0.02 -> 0.58 between steps 30 and 40), so the check below depended on where
 # the oscillation stood; at 0.01 it falls steadily.
@@ -97,7 +111,7 @@ def test_fit_learns_and_evaluates_on_schedule():
 
     def evaluate(m, step):
         evaluated.append(step)
-        return {"mse": float(jitted_mse(m, HELD_OUT))}
+        return {"mse": float(jitted_mse(m, held_out()))}
 
     before = evaluate(model, 0)["mse"]
     config = TrainConfig(steps=40, eval_every=15, log_every=20, progress=True)
@@ -178,7 +192,7 @@ def test_jacobian_frobenius_matches_exact_norm():
 @eqx.filter_jit
 def jacobian_at_fixed_point(model):
     """The Hutchinson estimate (64 probes) at the fixed points of the held-out batch."""
-    u = jax.vmap(model.encode)(HELD_OUT[0])
+    u = jax.vmap(model.encode)(held_out()[0])
     z, _ = model.deq(u)
     return jacobian_frobenius(model.deq.cell, z, u, jax.random.key(0), probes=64)
 
@@ -276,13 +290,14 @@ def test_data_parallel_matches_one_device():
     assert result["diff"] < 1e-10 and result["loss_diff"] < 1e-10
 
 
-if __name__ == "__main__":
-    data_parallel_check()
-
-
 # Warm starts: a training set of SAMPLES fixed inputs, each visited again and again.
 SAMPLES = 12
-WARM_X = jax.random.normal(jax.random.key(5), (SAMPLES, DIM), jnp.float64)
+
+
+@functools.cache
+def warm_x():
+    """The training set's inputs."""
+    return jax.random.normal(jax.random.key(5), (SAMPLES, DIM), jnp.float64)
 
 
 def warm_net(key):
@@ -295,7 +310,7 @@ def warm_net(key):
 def warm_sample(step, key):
     """``(indices, (x, y))``: BATCH distinct samples of the fixed set, drawn with the sampler's key."""
     index = np.asarray(jax.random.permutation(key, SAMPLES)[:BATCH])
-    x = WARM_X[index]
+    x = warm_x()[index]
     return index, (x, jnp.sin(x @ jnp.array([1.0, 1.0, -1.0]))[:, None])
 
 
@@ -356,7 +371,7 @@ def test_warm_start_skips_rows_that_are_not_finite():
     )
     row = int(np.flatnonzero(warm.known)[0])
     warm.values = warm.values.at[row].set(jnp.nan)
-    start = warm.get(np.array([row]), (WARM_X[np.array([row])], None))
+    start = warm.get(np.array([row]), (warm_x()[np.array([row])], None))
     np.testing.assert_array_equal(np.asarray(start), np.zeros((1, HIDDEN)))
     with pytest.raises(ValueError, match="loss_fn\\(model, data, z0\\) must return \\(loss, z\\)"):
         fit(
@@ -367,3 +382,8 @@ def test_warm_start_skips_rows_that_are_not_finite():
             TrainConfig(steps=1, progress=False),
             warm=make_warm(),
         )
+
+
+if __name__ == "__main__":
+    with jax_x64():
+        data_parallel_check()

@@ -362,9 +362,8 @@ def _warm_bytes(warm: WarmStartCache) -> bytes:
 
 def _load_warm(directory: CheckpointDir, step: int, warm: WarmStartCache) -> None:
     """Restore the cache from the checkpoint of ``step``."""
+    directory.verify(step, [WARM])  # a CheckpointError naming the file when it is absent or damaged
     path = directory.path(step, WARM)
-    if WARM not in directory.manifest(step)["files"]:
-        raise ValueError(f"checkpoint {step} in {directory.directory} has no warm-start cache ({path.name})")
     with np.load(path, allow_pickle=False) as arrays:
         values = jnp.asarray(arrays["values"]) if "values" in arrays else None
         warm.restore({"values": values, "known": arrays["known"], "age": arrays["age"]})

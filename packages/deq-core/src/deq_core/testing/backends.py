@@ -69,7 +69,7 @@ class TorchBackend:
 
 
 class JaxBackend:
-    """The conformance suite's view of :mod:`deq_core.jax` (float64 enabled)."""
+    """The conformance suite's view of :mod:`deq_core.jax` (float64 under ``fixtures.jax_x64()``)."""
 
     name = "jax"
 
@@ -78,7 +78,6 @@ class JaxBackend:
         import jax
         import jax.numpy as jnp
 
-        jax.config.update("jax_enable_x64", True)
         import deq_core.jax as deq
 
         self.jax, self.jnp, self.eqx, self.deq, self.xp = jax, jnp, eqx, deq, jnp

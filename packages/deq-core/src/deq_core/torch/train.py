@@ -318,9 +318,8 @@ def _warm_bytes(warm: WarmStartCache) -> bytes:
 
 def _load_warm(directory: CheckpointDir, step: int, warm: WarmStartCache, model: nn.Module) -> None:
     """Restore the cache from the checkpoint of ``step`` (onto the model's device)."""
+    directory.verify(step, [WARM])  # a CheckpointError naming the file when it is absent or damaged
     path = directory.path(step, WARM)
-    if WARM not in directory.manifest(step)["files"]:
-        raise ValueError(f"checkpoint {step} in {directory.directory} has no warm-start cache ({path.name})")
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     state = torch.load(path, map_location=device, weights_only=True)
     warm.restore({"values": state["values"], "known": state["known"].numpy(), "age": state["age"].numpy()})
