@@ -1,7 +1,8 @@
 """LP models in JAX/Equinox: the contractive DEQ-GNN, a learned weight-tied PDHG as a DEQ, the explicit GNN.
 
-The same architectures as :mod:`deq_opt.models.torch`; message passing is a gather plus ``segment_sum`` on
-the flattened batch, so everything runs under ``jax.jit`` on any device.
+The modules hold the parameters; their arithmetic is :mod:`deq_opt.models.layers` (as in
+:mod:`deq_opt.models.torch`), with message passing summed by ``segment_sum`` on the flattened batch, so
+everything runs under ``jax.jit`` on any device.
 """
 
 from __future__ import annotations
@@ -17,6 +18,16 @@ from tqdm.auto import tqdm
 
 from deq_core.jax import DEQ
 from deq_opt.models.graphs import CON_FEATURES, VAR_FEATURES, GraphBatch
+from deq_opt.models.layers import (
+    capped,
+    explicit_layers,
+    gnn_cell,
+    gnn_weights,
+    pdhg_cell,
+    relative_residual,
+    split_state,
+    supervised_loss,
+)
 from deq_opt.models.spec import ModelSpec
 
 __all__ = [
@@ -46,28 +57,11 @@ def graph_arrays(batch: GraphBatch) -> Graph:
     }
 
 
-def _spmm(g: Graph, h: jax.Array, transpose: bool) -> jax.Array:
-    """``A^ h`` (B, m, d) from (B, n, d), or ``A^T h`` with ``transpose``, by gather + segment_sum."""
-    src_idx, dst_idx = (g["rows"], g["cols"]) if transpose else (g["cols"], g["rows"])
-    size = g["var"].shape[1] if transpose else g["con"].shape[1]
-    B, E = src_idx.shape
-    d = h.shape[-1]
-    src = jnp.take_along_axis(h, src_idx[..., None], axis=1) * g["vals"][..., None]
-    dst = (dst_idx + jnp.arange(B)[:, None] * size).reshape(-1)
-    out = jax.ops.segment_sum(src.reshape(B * E, d), dst, num_segments=B * size)
-    return out.reshape(B, size, d)
-
-
-def _capped(w: jax.Array, cap: float) -> jax.Array:
-    """``w`` rescaled so that its spectral norm is at most ``cap``."""
-    return w * jnp.minimum(cap / (jnp.linalg.norm(w, 2) + 1e-12), 1.0)
-
-
-def _violation(ax: jax.Array, g: Graph) -> jax.Array:
-    """Row-bound violation of the activities ``ax`` (B, m) in the same units (1-Lipschitz in ``ax``)."""
-    has_lo, has_hi = g["con"][..., 1], g["con"][..., 3]
-    lo, hi = g["bounds"][..., 0], g["bounds"][..., 1]
-    return has_lo * jax.nn.relu(lo - ax) - has_hi * jax.nn.relu(ax - hi)
+def _scatter(src: jax.Array, dst: jax.Array, size: int) -> jax.Array:
+    """Sum the edge messages ``src`` (B, E, d) into ``size`` nodes per instance at ``dst`` (B, E)."""
+    B, E, d = src.shape
+    index = (dst + jnp.arange(B)[:, None] * size).reshape(-1)
+    return jax.ops.segment_sum(src.reshape(B * E, d), index, num_segments=B * size).reshape(B, size, d)
 
 
 def _normal(rng: np.random.Generator, *shape: int) -> jax.Array:
@@ -108,19 +102,13 @@ class _Heads(eqx.Module):
         self.wx, self.bx = _normal(rng, d), jnp.zeros((), jnp.float32)
         self.y = _MLP(d, d, 1, rng)
 
-    def x(self, hv: jax.Array) -> jax.Array:
-        """Scaled primal estimate (B, n) from (B, n, d)."""
+    def primal(self, hv: jax.Array) -> jax.Array:
+        """Scaled primal estimate (B, n) from variable states (B, n, d)."""
         return hv @ self.wx + self.bx
 
-
-def _box_step(x: jax.Array, step: jax.Array, g: Graph) -> jax.Array:
-    """``clip(x - step, lo, hi) - x`` within the scaled variable bounds of ``g`` (1-Lipschitz in each)."""
-    has_lo, has_hi = g["var"][..., 2], g["var"][..., 4]
-    lo, hi = g["var"][..., 1], g["var"][..., 3]
-    moved = x - step
-    moved = jnp.where(has_lo > 0, jnp.maximum(moved, lo), moved)
-    moved = jnp.where(has_hi > 0, jnp.minimum(moved, hi), moved)
-    return moved - x
+    def dual(self, hc: jax.Array) -> jax.Array:
+        """Scaled dual estimate (B, m) from constraint states (B, m, d)."""
+        return self.y(hc)[..., 0]
 
 
 class GNNCell(eqx.Module):
@@ -144,34 +132,13 @@ class GNNCell(eqx.Module):
 
     def weights(self, heads: _Heads) -> dict[str, jax.Array]:
         """The capped weights (computed once per solve, passed through the cell's arguments)."""
-        gamma, norm = self.gamma, jnp.linalg.norm
         tau = jax.nn.sigmoid(self.step[0])
-        k1 = jnp.minimum(gamma / (norm(self.w1, 2) + norm(heads.wx) * norm(self.u) + 1e-12), 1.0)
-        step_lip = norm(heads.wx) + tau * norm(self.wy) * gamma
-        k2 = jnp.minimum(gamma / (norm(self.w2, 2) * gamma + norm(self.u2) * step_lip + 1e-12), 1.0)
-        return {
-            "w1": k1 * self.w1,
-            "u": k1 * self.u,
-            "w2": k2 * self.w2,
-            "u2": k2 * self.u2,
-            "wy": self.wy,
-            "tau": tau,
-            "a": self.step[1],
-        }
+        cell = {"w1": self.w1, "w2": self.w2, "u": self.u, "u2": self.u2, "wy": self.wy}
+        return gnn_weights(cell, heads.wx, tau, self.gamma) | {"tau": tau, "a": self.step[1]}
 
     def __call__(self, z: jax.Array, a: dict[str, Any]) -> jax.Array:
         """One application of the block to ``z = [h_v, h_c]`` (B, (n + m) d)."""
-        B, d, n = z.shape[0], self.d, self.n
-        hv = z[:, : n * d].reshape(B, n, d)
-        g, w, heads = a["graph"], a["weights"], a["heads"]
-        xhat = heads.x(hv)
-        viol = _violation(_spmm(g, xhat[..., None], False)[..., 0], g)
-        hc = jnp.tanh(a["ec"] + _spmm(g, hv @ w["w1"], False) + viol[..., None] * w["u"])
-        yhat = hc @ w["wy"]
-        grad = w["a"] * g["var"][..., 0] - _spmm(g, yhat[..., None], True)[..., 0]
-        s = _box_step(xhat, w["tau"] * grad, g)
-        hv = jnp.tanh(a["ev"] + _spmm(g, hc @ w["w2"], True) + s[..., None] * w["u2"])
-        return jnp.concatenate([hv.reshape(B, -1), hc.reshape(B, -1)], axis=1)
+        return gnn_cell(z, a, a["weights"], self.d, a["heads"].primal, _scatter)
 
 
 class PDHGCell(eqx.Module):
@@ -187,17 +154,11 @@ class PDHGCell(eqx.Module):
 
     def weights(self, heads: _Heads) -> tuple[jax.Array, ...]:
         """The four weights capped at spectral norm 1."""
-        return tuple(_capped(self.w[i], 1.0) for i in range(4))
+        return tuple(capped(self.w[i], 1.0) for i in range(4))
 
     def __call__(self, z: jax.Array, a: dict[str, Any]) -> jax.Array:
         """One primal-dual step on ``z = [X, Y]``."""
-        B, d, n = z.shape[0], self.d, self.n
-        X, Y = z[:, : n * d].reshape(B, n, d), z[:, n * d :].reshape(B, -1, d)
-        wx, wxy, wy, wyx = a["weights"]
-        g = a["graph"]
-        Xn = jnp.tanh(X @ wx + _spmm(g, Y @ wxy, True) - a["ev"])
-        Yn = jnp.tanh(Y @ wy - _spmm(g, (2 * Xn - X) @ wyx, False) + a["ec"])
-        return jnp.concatenate([Xn.reshape(B, -1), Yn.reshape(B, -1)], axis=1)
+        return pdhg_cell(z, a, a["weights"], self.d, _scatter)
 
 
 class _Implicit(eqx.Module):
@@ -224,11 +185,10 @@ class _Implicit(eqx.Module):
         return jnp.zeros((g["var"].shape[0], (self.n + self.m) * self.d), jnp.float32)
 
     def _readout(self, z: jax.Array) -> tuple[jax.Array, jax.Array]:
-        B, n, d = z.shape[0], self.n, self.d
-        hv, hc = z[:, : n * d].reshape(B, n, d), z[:, n * d :].reshape(B, self.m, d)
-        return self.heads.x(hv), self.heads.y(hc)[..., 0]
+        hv, hc = split_state(z, self.n, self.d)
+        return self.heads.primal(hv), self.heads.dual(hc)
 
-    def _iterate(self, g: Graph, budget: jax.Array | int) -> tuple[jax.Array, dict[str, Any]]:
+    def _iterate_exactly(self, g: Graph, budget: jax.Array | int) -> tuple[jax.Array, dict[str, Any]]:
         """``z_t`` after exactly ``budget`` damped Picard steps from zero (``budget`` may be traced)."""
         args, z0 = self._args(g), self._z0(g)
         beta = self.deq.options.solver.damping
@@ -244,7 +204,7 @@ class _Implicit(eqx.Module):
         """Scaled (x, y): at the equilibrium (``budget=None``) or after exactly ``budget`` solver steps."""
         if budget is None:
             return self.solve(g)[:2]
-        return self._readout(self._iterate(g, budget)[0])
+        return self._readout(self._iterate_exactly(g, budget)[0])
 
 
 class DEQGNN(_Implicit):
@@ -287,13 +247,12 @@ class ExplicitGNN(eqx.Module):
 
     def __call__(self, g: Graph, budget: int | None = None) -> tuple[jax.Array, jax.Array]:
         """Scaled (x, y) after all layers (``budget`` is ignored: the depth is fixed)."""
-        ev, ec = self.enc_v(g["var"]), self.enc_c(g["con"])
-        hv, hc = jnp.zeros_like(ev), jnp.zeros_like(ec)
-        for i in range(self.w1.shape[0]):
-            viol = _violation(_spmm(g, self.heads.x(hv)[..., None], False)[..., 0], g)
-            hc = jnp.tanh(ec + _spmm(g, hv @ self.w1[i], False) + viol[..., None] * self.u[i])
-            hv = jnp.tanh(ev + _spmm(g, hc @ self.w2[i], True))
-        return self.heads.x(hv), self.heads.y(hc)[..., 0]
+        blocks = ((self.w1[i], self.w2[i], self.u[i]) for i in range(self.w1.shape[0]))
+        heads = self.heads
+        hv, hc = explicit_layers(
+            self.enc_v(g["var"]), self.enc_c(g["con"]), g, blocks, heads.primal, _scatter
+        )
+        return heads.primal(hv), heads.dual(hc)
 
 
 def param_count(model: eqx.Module) -> int:
@@ -345,7 +304,7 @@ def train(
             px, py, z = mdl.solve(g, z0)
         else:
             (px, py), z = mdl(g), z0
-        loss = jnp.mean((px - xt[idx]) ** 2) + dual_weight * jnp.mean((py - yt[idx]) ** 2)
+        loss = supervised_loss(px, py, xt[idx], yt[idx], dual_weight)
         return loss, jax.lax.stop_gradient(z)
 
     @eqx.filter_jit
@@ -368,9 +327,8 @@ def _outputs(model: eqx.Module, g: Graph, budget: jax.Array) -> tuple[jax.Array,
 
     ``budget`` is traced: one compilation serves every budget (and both :func:`predict` and :func:`residual`).
     """
-    z, args = model._iterate(g, budget)
-    fz = model.deq.cell(z, args)
-    res = jnp.linalg.norm(fz - z, axis=1) / jnp.maximum(jnp.linalg.norm(fz, axis=1), 1e-12)
+    z, args = model._iterate_exactly(g, budget)
+    res = relative_residual(model.deq.cell(z, args), z)
     return (*model._readout(z), res)
 
 

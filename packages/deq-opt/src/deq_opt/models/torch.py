@@ -1,7 +1,7 @@
 """LP models in PyTorch: the contractive DEQ-GNN, a learned weight-tied PDHG as a DEQ, the explicit GNN.
 
-Message passing over the padded bipartite graph is a gather plus ``index_add_`` on the flattened batch, so
-every operation stays on the input's device. All models output scaled primal ``x`` (B, n) and dual ``y``
+The modules hold the parameters; their arithmetic is :mod:`deq_opt.models.layers`, with message passing
+summed by ``index_add_`` on the flattened batch. All models output scaled primal ``x`` (B, n) and dual ``y``
 (B, m) predictions (see :mod:`deq_opt.models.graphs`).
 """
 
@@ -15,8 +15,18 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from deq_core.torch import DEQ
-from deq_core.torch.analysis import iterate
+from deq_core.torch.analysis import iterate_exactly
 from deq_opt.models.graphs import CON_FEATURES, VAR_FEATURES, GraphBatch
+from deq_opt.models.layers import (
+    capped,
+    explicit_layers,
+    gnn_cell,
+    gnn_weights,
+    pdhg_cell,
+    relative_residual,
+    split_state,
+    supervised_loss,
+)
 from deq_opt.models.spec import ModelSpec
 
 __all__ = [
@@ -32,6 +42,7 @@ __all__ = [
 ]
 
 Graph = dict[str, torch.Tensor]
+_PDHG_WEIGHTS = ("x", "xy", "y", "yx")
 
 
 def graph_tensors(batch: GraphBatch, device: str | torch.device) -> Graph:
@@ -47,21 +58,12 @@ def graph_tensors(batch: GraphBatch, device: str | torch.device) -> Graph:
     }
 
 
-def _spmm(g: Graph, h: torch.Tensor, transpose: bool) -> torch.Tensor:
-    """``A^ h`` (B, m, d) from (B, n, d), or ``A^T h`` with ``transpose``, by gather + index_add."""
-    src_idx, dst_idx = (g["rows"], g["cols"]) if transpose else (g["cols"], g["rows"])
-    size = g["var"].shape[1] if transpose else g["con"].shape[1]
-    B, E = src_idx.shape
-    d = h.shape[-1]
-    src = torch.gather(h, 1, src_idx.unsqueeze(-1).expand(B, E, d)) * g["vals"].unsqueeze(-1)
-    offset = torch.arange(B, device=h.device).unsqueeze(1) * size
-    out = h.new_zeros(B * size, d).index_add_(0, (dst_idx + offset).reshape(-1), src.reshape(B * E, d))
+def _scatter(src: torch.Tensor, dst: torch.Tensor, size: int) -> torch.Tensor:
+    """Sum the edge messages ``src`` (B, E, d) into ``size`` nodes per instance at ``dst`` (B, E)."""
+    B, E, d = src.shape
+    offset = torch.arange(B, device=src.device).unsqueeze(1) * size
+    out = src.new_zeros(B * size, d).index_add_(0, (dst + offset).reshape(-1), src.reshape(B * E, d))
     return out.reshape(B, size, d)
-
-
-def _capped(w: torch.Tensor, cap: float) -> torch.Tensor:
-    """``w`` rescaled so that its spectral norm is at most ``cap``."""
-    return w * torch.clamp(cap / (torch.linalg.matrix_norm(w, 2) + 1e-12), max=1.0)
 
 
 def _shared(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -73,15 +75,13 @@ def _shared(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {name: w.unsqueeze(0) for name, w in weights.items()}
 
 
+def _unshared(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The weights of :func:`_shared` without their leading axis."""
+    return {name: w[0] for name, w in weights.items()}
+
+
 def _encoder(features: int, d: int) -> nn.Module:
     return nn.Sequential(nn.Linear(features, d), nn.Tanh(), nn.Linear(d, d))
-
-
-def _violation(ax: torch.Tensor, g: Graph) -> torch.Tensor:
-    """Row-bound violation of the activities ``ax`` (B, m) in the same units (1-Lipschitz in ``ax``)."""
-    has_lo, has_hi = g["con"][..., 1], g["con"][..., 3]
-    lo, hi = g["bounds"][..., 0], g["bounds"][..., 1]
-    return has_lo * torch.relu(lo - ax) - has_hi * torch.relu(ax - hi)
 
 
 class _Heads(nn.Module):
@@ -92,25 +92,17 @@ class _Heads(nn.Module):
         self.x = nn.Linear(d, 1)
         self.y = nn.Sequential(nn.Linear(d, d), nn.Tanh(), nn.Linear(d, 1))
 
+    def primal(self, h: torch.Tensor) -> torch.Tensor:
+        """Scaled primal estimate (B, n) from variable states (B, n, d)."""
+        return self.x(h).squeeze(-1)
 
-def _box_step(x: torch.Tensor, step: torch.Tensor, g: Graph) -> torch.Tensor:
-    """``clip(x - step, lo, hi) - x`` within the scaled variable bounds of ``g`` (1-Lipschitz in each)."""
-    has_lo, has_hi = g["var"][..., 2], g["var"][..., 4]
-    lo, hi = g["var"][..., 1], g["var"][..., 3]
-    moved = x - step
-    moved = torch.where(has_lo > 0, torch.maximum(moved, lo), moved)
-    moved = torch.where(has_hi > 0, torch.minimum(moved, hi), moved)
-    return moved - x
+    def dual(self, h: torch.Tensor) -> torch.Tensor:
+        """Scaled dual estimate (B, m) from constraint states (B, m, d)."""
+        return self.y(h).squeeze(-1)
 
 
 class GNNCell(nn.Module):
-    """One PDHG-like block on hidden node states with dynamic primal and dual features.
-
-    ``x^ = h_v w_x``; ``h_c <- tanh(e_c + A^(h_v W1) + viol(A^ x^) u)`` (the dual step's primal residual);
-    ``y^ = h_c w_y``; ``h_v <- tanh(e_v + A^T(h_c W2) + s u2)`` with the projected primal step
-    ``s = clip(x^ - tau (a c - A^T y^), lo, hi) - x^``. Weights are capped so that ``h_c`` and then ``h_v``
-    are ``gamma``-Lipschitz in the previous ``h_v``: a contraction by construction.
-    """
+    """The contractive DEQ-GNN block (:func:`deq_opt.models.layers.gnn_cell`) and its parameters."""
 
     def __init__(self, d: int, n: int, m: int, gamma: float, heads: _Heads):
         super().__init__()
@@ -128,46 +120,20 @@ class GNNCell(nn.Module):
 
         Each has a leading axis of 1 (see :func:`_shared`).
         """
-        gamma, norm = self.gamma, torch.linalg.norm
-        wx = self.heads.x.weight.reshape(self.d)
         tau = torch.sigmoid(self.step[0])
-        bound1 = torch.linalg.matrix_norm(self.w1, 2) + norm(wx) * norm(self.u)
-        k1 = torch.clamp(gamma / (bound1 + 1e-12), max=1.0)
-        step_lip = norm(wx) + tau * norm(self.wy) * gamma
-        bound2 = torch.linalg.matrix_norm(self.w2, 2) * gamma + norm(self.u2) * step_lip
-        k2 = torch.clamp(gamma / (bound2 + 1e-12), max=1.0)
-        return _shared(
-            {
-                "w1": k1 * self.w1,
-                "u": k1 * self.u,
-                "w2": k2 * self.w2,
-                "u2": k2 * self.u2,
-                "wy": self.wy,
-                "tau": tau.reshape(1),
-                "a": self.step[1:],
-            }
-        )
+        cell = {"w1": self.w1, "w2": self.w2, "u": self.u, "u2": self.u2, "wy": self.wy}
+        capped = gnn_weights(cell, self.heads.x.weight.reshape(self.d), tau, self.gamma)
+        return _shared(capped | {"tau": tau.reshape(1), "a": self.step[1:]})
 
     def forward(self, z: torch.Tensor, a: dict[str, Any]) -> torch.Tensor:
         """One application of the block to the state ``z = [h_v, h_c]`` (B, (n + m) d)."""
-        B, d, n = z.shape[0], self.d, self.n
-        hv = z[:, : n * d].reshape(B, n, d)
-        g, w = a["graph"], {k: v[0] for k, v in a["weights"].items()}
-        xhat = self.heads.x(hv).squeeze(-1)
-        viol = _violation(_spmm(g, xhat.unsqueeze(-1), False).squeeze(-1), g)
-        hc = torch.tanh(a["ec"] + _spmm(g, hv @ w["w1"], False) + viol.unsqueeze(-1) * w["u"])
-        yhat = hc @ w["wy"]
-        grad = w["a"] * g["var"][..., 0] - _spmm(g, yhat.unsqueeze(-1), True).squeeze(-1)
-        s = _box_step(xhat, w["tau"] * grad, g)
-        hv = torch.tanh(a["ev"] + _spmm(g, hc @ w["w2"], True) + s.unsqueeze(-1) * w["u2"])
-        return torch.cat([hv.reshape(B, -1), hc.reshape(B, -1)], dim=1)
+        return gnn_cell(z, a, _unshared(a["weights"]), self.d, self.heads.primal, _scatter)
 
 
 class PDHGCell(nn.Module):
-    """A PDHG-Net-like weight-tied layer on channel-expanded iterates ``X`` (B, n, d) and ``Y`` (B, m, d).
+    """The PDHG-Net-like weight-tied layer (:func:`deq_opt.models.layers.pdhg_cell`) and its parameters.
 
-    ``X' = tanh(X Wx + A^T(Y Wxy) - e_v)``, ``Y' = tanh(Y Wy - A^((2X' - X) Wyx) + e_c)`` (spectral
-    norms <= 1); not contractive by construction: solved with damped Picard, its residuals are reported.
+    Not contractive by construction: solved with damped Picard, its residuals are reported.
     """
 
     def __init__(self, d: int, n: int, m: int):
@@ -177,17 +143,12 @@ class PDHGCell(nn.Module):
 
     def weights(self) -> dict[str, torch.Tensor]:
         """The four weights capped at spectral norm 1 (computed once per solve; see :func:`_shared`)."""
-        return _shared({name: _capped(self.w[i], 1.0) for i, name in enumerate(("x", "xy", "y", "yx"))})
+        return _shared({name: capped(self.w[i], 1.0) for i, name in enumerate(_PDHG_WEIGHTS)})
 
     def forward(self, z: torch.Tensor, a: dict[str, Any]) -> torch.Tensor:
         """One primal-dual step on ``z = [X, Y]``."""
-        B, d, n = z.shape[0], self.d, self.n
-        X, Y = z[:, : n * d].reshape(B, n, d), z[:, n * d :].reshape(B, -1, d)
-        wx, wxy, wy, wyx = (a["weights"][k][0] for k in ("x", "xy", "y", "yx"))
-        g = a["graph"]
-        Xn = torch.tanh(X @ wx + _spmm(g, Y @ wxy, True) - a["ev"])
-        Yn = torch.tanh(Y @ wy - _spmm(g, (2 * Xn - X) @ wyx, False) + a["ec"])
-        return torch.cat([Xn.reshape(B, -1), Yn.reshape(B, -1)], dim=1)
+        w = _unshared(a["weights"])
+        return pdhg_cell(z, a, tuple(w[name] for name in _PDHG_WEIGHTS), self.d, _scatter)
 
 
 class _Implicit(nn.Module):
@@ -213,9 +174,8 @@ class _Implicit(nn.Module):
         return g["var"].new_zeros(B, (self.n + self.m) * self.d)
 
     def _readout(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        B, n, d = z.shape[0], self.n, self.d
-        hv, hc = z[:, : n * d].reshape(B, n, d), z[:, n * d :].reshape(B, self.m, d)
-        return self.heads.x(hv).squeeze(-1), self.heads.y(hc).squeeze(-1)
+        hv, hc = split_state(z, self.n, self.d)
+        return self.heads.primal(hv), self.heads.dual(hc)
 
     def solve(
         self, g: Graph, z0: torch.Tensor | None = None
@@ -228,15 +188,14 @@ class _Implicit(nn.Module):
         """Scaled (x, y): at the equilibrium (``budget=None``) or after exactly ``budget`` solver steps."""
         if budget is None:
             return self.solve(g)[:2]
-        z = iterate(self.deq.cell, self._z0(g), self._args(g), budget, self.deq.options.solver)
+        z = iterate_exactly(self.deq.cell, self._z0(g), self._args(g), budget, self.deq.options.solver)
         return self._readout(z)
 
     def residual(self, g: Graph, budget: int) -> torch.Tensor:
         """Per-instance relative residual ``||f(z_t) - z_t|| / ||f(z_t)||`` after ``budget`` steps."""
         args, z0 = self._args(g), self._z0(g)
-        z = iterate(self.deq.cell, z0, args, budget, self.deq.options.solver)
-        fz = self.deq.cell(z, args)
-        return torch.linalg.vector_norm(fz - z, dim=1) / torch.linalg.vector_norm(fz, dim=1).clamp_min(1e-12)
+        z = iterate_exactly(self.deq.cell, z0, args, budget, self.deq.options.solver)
+        return relative_residual(self.deq.cell(z, args), z)
 
 
 class DEQGNN(_Implicit):
@@ -270,15 +229,12 @@ class ExplicitGNN(nn.Module):
 
     def forward(self, g: Graph, budget: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Scaled (x, y) after all layers (``budget`` is ignored: the depth is fixed)."""
-        ev, ec = self.enc_v(g["var"]), self.enc_c(g["con"])
-        hv = torch.zeros_like(ev)
-        hc = torch.zeros_like(ec)
-        for w1, w2, u in zip(self.w1, self.w2, self.u, strict=True):
-            xhat = self.heads.x(hv).squeeze(-1)
-            viol = _violation(_spmm(g, xhat.unsqueeze(-1), False).squeeze(-1), g)
-            hc = torch.tanh(ec + _spmm(g, hv @ w1, False) + viol.unsqueeze(-1) * u)
-            hv = torch.tanh(ev + _spmm(g, hc @ w2, True))
-        return self.heads.x(hv).squeeze(-1), self.heads.y(hc).squeeze(-1)
+        blocks = zip(self.w1, self.w2, self.u, strict=True)
+        heads = self.heads
+        hv, hc = explicit_layers(
+            self.enc_v(g["var"]), self.enc_c(g["con"]), g, blocks, heads.primal, _scatter
+        )
+        return heads.primal(hv), heads.dual(hc)
 
 
 def param_count(model: nn.Module) -> int:
@@ -334,7 +290,7 @@ def train(
         else:
             px, py, z = model.solve(g, cache[index])
             cache[index] = z.detach()
-        loss = torch.mean((px - xt[index]) ** 2) + dual_weight * torch.mean((py - yt[index]) ** 2)
+        loss = supervised_loss(px, py, xt[index], yt[index], dual_weight)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
