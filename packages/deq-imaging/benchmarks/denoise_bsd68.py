@@ -22,13 +22,13 @@ import bm3d
 import numpy as np
 import torch
 
+from deq_imaging.backends import load
 from deq_imaging.datasets import load_benchmark
 from deq_imaging.datasets.problem import OperatorSpec, Problem
 from deq_imaging.evaluation import psnr
 from deq_imaging.models.config import ImagingConfig
 from deq_imaging.models.torch import ImplicitNet, build_cell
-from deq_imaging.backends import load
-from deq_imaging.models.training.recipe import backward_option, train_implicit
+from deq_imaging.models.training.recipe import train_implicit
 from deq_imaging.operators import gaussian_noise
 
 ROOT = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "images"
@@ -124,14 +124,8 @@ def main() -> None:
         )
         torch.manual_seed(args.seed)
         problem = _problem(train, sigma, args.seed)
-        solve = {
-            "solver": "picard",
-            "backward": backward_option(cfg),
-            "tol": cfg.tol,
-            "max_iter": cfg.max_iter,
-        }
         backend = load("torch", args.device)
-        model = backend.place(ImplicitNet(build_cell(problem.spec, cfg), **solve))
+        model = backend.place(ImplicitNet(build_cell(problem.spec, cfg), cfg.solve))
         start = time.perf_counter()
         model, _ = train_implicit(backend, model, dataclasses.replace(problem), cfg, args.seed)
         train_seconds = time.perf_counter() - start

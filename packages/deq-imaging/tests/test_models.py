@@ -49,6 +49,23 @@ def test_bad_config_values_name_the_field():
         parse_config(default_config("ct", True) | {"unrolled_stages": -1})
 
 
+def test_config_holds_validated_solve_options():
+    """The flat solve keys become one deq-core SolveOptions, checked once; the JSON form stays flat."""
+    from deq_core.config import Implicit, solve_options
+    from deq_core.errors import ConfigError
+
+    cfg = parse_config(default_config("ct", True) | {"backward": "implicit", "adjoint_iters": 5})
+    backward = Implicit(solver="picard", tol=cfg.tol, max_iter=5)
+    assert cfg.solve == solve_options("picard", backward, tol=cfg.tol, max_iter=cfg.max_iter)
+    assert "solve" not in cfg.to_dict() and parse_config(json.loads(json.dumps(cfg.to_dict()))) == cfg
+    with pytest.raises(ConfigError, match="ImagingConfig: solver: unknown name 'newton'"):
+        parse_config(default_config("ct", True) | {"solver": "newton"})
+    with pytest.raises(ConfigError, match="unknown imaging config keys"):
+        parse_config(default_config("ct", True) | {"solve": {}})
+    with pytest.raises(ConfigError, match="unknown imaging task"):
+        default_config("inpaint", True)
+
+
 def test_data_step_choice_per_operator():
     from deq_imaging.models.family import data_step_choice
 

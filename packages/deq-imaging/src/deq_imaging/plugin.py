@@ -16,6 +16,7 @@ import numpy as np
 
 from deq_core.analysis import build_report
 from deq_core.domains import Domain, smoke
+from deq_core.errors import ConfigError
 from deq_imaging.models.config import TASKS, default_config, parse_config
 
 
@@ -41,7 +42,7 @@ def run(
 ) -> dict[str, Any]:
     """Train and evaluate ``task`` on ``backend``; write ``grid.png`` into ``out_dir``; return the report."""
     if task not in TASKS:
-        raise ValueError(f"unknown imaging task {task!r}; valid tasks: {', '.join(TASKS)}")
+        raise ConfigError(f"unknown imaging task {task!r}; valid tasks: {', '.join(TASKS)}")
     from deq_imaging.datasets.problem import make_problem
     from deq_imaging.evaluation import plot_grid
     from deq_imaging.evaluation.classical import run_baselines

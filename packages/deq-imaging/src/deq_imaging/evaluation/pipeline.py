@@ -23,7 +23,7 @@ from deq_imaging.datasets.problem import Problem
 from deq_imaging.evaluation.metrics import mean_scores, scored
 from deq_imaging.evaluation.perturbations import fourier_directions
 from deq_imaging.models.config import ImagingConfig
-from deq_imaging.models.training.recipe import backward_option, train_explicit, train_implicit
+from deq_imaging.models.training.recipe import train_explicit, train_implicit
 
 
 def _picard(model: Any) -> bool:
@@ -172,9 +172,8 @@ def train_and_evaluate(
 
 def _train_and_evaluate(backend: Backend, problem: Problem, cfg: ImagingConfig, seed: int) -> dict[str, Any]:
     seconds: dict[str, float] = {}
-    solve = {"solver": cfg.solver, "backward": backward_option(cfg), "tol": cfg.tol, "max_iter": cfg.max_iter}
     cell_implicit, cell_explicit = backend.cells(problem.spec, cfg, seed, 2)
-    implicit = backend.place(backend.models.ImplicitNet(cell_implicit, **solve))
+    implicit = backend.place(backend.models.ImplicitNet(cell_implicit, cfg.solve))
     explicit = backend.place(backend.models.Explicit(cell_explicit))
 
     start = time.perf_counter()

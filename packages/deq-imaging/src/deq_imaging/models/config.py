@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from deq_core.config import Implicit, SolveOptions, solve_options
 from deq_core.domains import smoke
+from deq_core.errors import ConfigError
 
 TASKS = {
     "deblur": "non-blind motion deblurring (random camera-shake kernel, circular boundary, noise 0.03)",
@@ -22,7 +24,7 @@ STARTS = ("direct", "zero")
 
 @dataclass(frozen=True)
 class ImagingConfig:
-    """One imaging run: problem, network, training (warm-started bank), evaluation (unknown keys: TypeError).
+    """One imaging run: problem, network, training (warm-started bank), evaluation; mistakes are ConfigErrors.
 
     ``model`` is ``hqs`` (data step ``(A*A + mu I)^-1 (A*y + mu z)``: exact by FFT for blur/identity, or
     ``cg_steps`` inner steps from ``z``: conjugate gradient when ``data_step`` is ``cg`` or the operator
@@ -40,7 +42,10 @@ class ImagingConfig:
     and the unrolled network of ``unrolled_stages`` untied cells (if > 0), train for ``explicit_steps`` on
     fresh patches at the same rate. All models use Adam at ``lr``, held (``constant``) or annealed to zero
     (``cosine``) over the run (``lr_schedule``).
-    ``max_iter`` is the training budget K (the DEQ's own solve); the scaling analysis runs every budget
+    ``max_iter`` is the training budget K (the DEQ's own solve); ``solver``, ``backward`` (``implicit``: an
+    adjoint solve of at most ``adjoint_iters`` Picard steps), ``tol`` and ``max_iter`` are validated once by
+    deq-core into :attr:`solve`, the :class:`~deq_core.config.SolveOptions` the DEQ is built with (the JSON
+    form keeps the flat keys). The scaling analysis runs every budget
     in ``budgets`` (up to >= 2K). The BM3D-based baselines tune over ``bm3d_grid`` (empty: their own
     grid) on the first ``bm3d_tune_images`` validation images (0: all), since each grid point costs
     several BM3D calls.
@@ -88,9 +93,10 @@ class ImagingConfig:
     bm3d_grid: tuple[float, ...] = ()
     bm3d_tune_images: int = 0
     grid_budgets: tuple[int, ...] = (1, 5)
+    solve: SolveOptions = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        """Check the choices and sizes, naming the bad field."""
+        """Check the choices and sizes, naming the bad field; build :attr:`solve` through deq-core."""
         for name, value, valid in (
             ("model", self.model, MODELS),
             ("data_step", self.data_step, DATA_STEPS),
@@ -99,7 +105,7 @@ class ImagingConfig:
             ("start", self.start, STARTS),
         ):
             if value not in valid:
-                raise ValueError(f"ImagingConfig.{name} must be one of {valid}, got {value!r}")
+                raise ConfigError(f"ImagingConfig.{name} must be one of {valid}, got {value!r}")
         for name in (
             "image_size",
             "patch_size",
@@ -112,22 +118,36 @@ class ImagingConfig:
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"ImagingConfig.{name} must be an integer >= 1, got {value!r}")
+                raise ConfigError(f"ImagingConfig.{name} must be an integer >= 1, got {value!r}")
         stages = self.unrolled_stages
         if isinstance(stages, bool) or not isinstance(stages, int) or stages < 0:
-            raise ValueError(f"ImagingConfig.unrolled_stages must be an integer >= 0, got {stages!r}")
+            raise ConfigError(f"ImagingConfig.unrolled_stages must be an integer >= 0, got {stages!r}")
         if self.batch > self.bank_size or self.refresh > self.bank_size:
-            raise ValueError(
+            raise ConfigError(
                 f"ImagingConfig: batch ({self.batch}) and refresh ({self.refresh}) must not exceed "
                 f"bank_size ({self.bank_size})"
             )
         if max(self.budgets) < 2 * self.max_iter:
-            raise ValueError(
+            raise ConfigError(
                 f"ImagingConfig.budgets must reach at least 2 * max_iter = {2 * self.max_iter}, "
                 f"got {list(self.budgets)}"
             )
         if not self.noise > 0:
-            raise ValueError(f"ImagingConfig.noise must be > 0, got {self.noise!r}")
+            raise ConfigError(f"ImagingConfig.noise must be > 0, got {self.noise!r}")
+        backward: Any = self.backward
+        if backward == "implicit":
+            backward = Implicit(solver="picard", tol=self.tol, max_iter=self.adjoint_iters)
+        try:
+            options = solve_options(
+                solver=self.solver, backward=backward, tol=self.tol, max_iter=self.max_iter
+            )
+        except ConfigError as error:
+            raise ConfigError(f"ImagingConfig: {error}") from None
+        object.__setattr__(self, "solve", options)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The plain (JSON) form that :func:`parse_config` reads back: the flat fields, ``solve`` left out."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.init}
 
 
 _TASK_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -210,7 +230,7 @@ _SMOKE = {
 def default_config(task: str, quick: bool) -> dict[str, Any]:
     """The config of ``task``: full (GPU), ``quick`` (minutes on 2 CPU cores) or smoke (DEQ_SMOKE=1)."""
     if task not in TASKS:
-        raise ValueError(f"unknown imaging task {task!r}; valid tasks: {', '.join(TASKS)}")
+        raise ConfigError(f"unknown imaging task {task!r}; valid tasks: {', '.join(TASKS)}")
     values: dict[str, Any] = dict(_TASK_DEFAULTS[task])
     if quick or smoke():
         values |= _QUICK | _QUICK_TASK.get(task, {})
@@ -220,14 +240,14 @@ def default_config(task: str, quick: bool) -> dict[str, Any]:
         values |= _SMOKE
         if task == "ct":
             values |= {"image_size": 32, "patch_size": 32}
-    return dataclasses.asdict(ImagingConfig(**values))
+    return ImagingConfig(**values).to_dict()
 
 
 def parse_config(config: dict[str, Any]) -> ImagingConfig:
     """An :class:`ImagingConfig` from a (JSON) dict; lists become tuples, unknown keys raise naming them."""
-    fields = {f.name for f in dataclasses.fields(ImagingConfig)}
+    fields = {f.name for f in dataclasses.fields(ImagingConfig) if f.init}
     unknown = sorted(set(config) - fields)
     if unknown:
-        raise ValueError(f"unknown imaging config keys {unknown}; valid keys: {sorted(fields)}")
+        raise ConfigError(f"unknown imaging config keys {unknown}; valid keys: {sorted(fields)}")
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in config.items()}
     return ImagingConfig(**values)

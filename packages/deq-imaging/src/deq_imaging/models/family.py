@@ -11,6 +11,7 @@ from typing import Any
 
 from array_api_compat import array_namespace, device
 
+from deq_core.errors import ConfigError
 from deq_imaging.operators.linear import CircularBlur, Identity, Radon
 
 
@@ -20,7 +21,7 @@ def data_step_choice(kind: str, data_step: str, cg_steps: int) -> tuple[int, str
     ``data_step="prox"`` on an operator without one raises naming it."""
     closed_form = kind in ("identity", "blur") and data_step in ("auto", "prox")
     if data_step == "prox" and not closed_form:
-        raise ValueError(
+        raise ConfigError(
             f"data_step='prox' needs a closed-form proximal step; {kind!r} has none (use cg or richardson)"
         )
     inner = "richardson" if data_step == "richardson" else "cg"

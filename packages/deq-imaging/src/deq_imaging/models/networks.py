@@ -18,10 +18,11 @@ class ImplicitNet:
 
     deq: Any
 
-    def __init__(self, cell: Any, **solve_options: Any) -> None:
-        """``solve_options`` as for deq-core's ``DEQ`` (the training solve)."""
+    def __init__(self, cell: Any, options: Any = None, **solve_options: Any) -> None:
+        """The training solve: ``options`` (a :class:`~deq_core.config.SolveOptions`, e.g.
+        ``ImagingConfig.solve``) or ``solve_options`` as deq-core's ``DEQ`` takes them."""
         self._begin()  # type: ignore[attr-defined]
-        self.deq = self._deq_class(cell, **solve_options)  # type: ignore[attr-defined]
+        self.deq = self._deq_class(cell, options, **solve_options)  # type: ignore[attr-defined]
 
     def forward(self, y: Any, z0: Any = None) -> Any:
         """The equilibrium reconstruction (from ``z0``, e.g. a cached iterate, or the cell's start)."""

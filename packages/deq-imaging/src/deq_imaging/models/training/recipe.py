@@ -23,20 +23,11 @@ from typing import Any
 import numpy as np
 from array_api_compat import array_namespace
 
-from deq_core.config import Implicit as ImplicitBackward
 from deq_core.training import TrainConfig, WarmStartCache
 from deq_imaging.backends import Backend, TrainingRun
 from deq_imaging.datasets.problem import Problem
 from deq_imaging.models.config import ImagingConfig
 from deq_imaging.models.training.bank import PatchBank
-
-
-def backward_option(cfg: ImagingConfig) -> Any:
-    """The backward mode: ``jfb``/``phantom``/``unroll`` by name, or implicit differentiation whose adjoint
-    runs at most ``adjoint_iters`` Picard steps (a truncated Neumann series when it has not converged)."""
-    if cfg.backward == "implicit":
-        return ImplicitBackward(solver="picard", tol=cfg.tol, max_iter=cfg.adjoint_iters)
-    return cfg.backward
 
 
 def _mse(prediction: Any, x: Any) -> Any:
