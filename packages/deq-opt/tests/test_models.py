@@ -18,6 +18,7 @@ from deq_opt.models import (
     gnn_params,
     pdhg_params,
 )
+from deq_opt.models.training import train_config
 from deq_opt.plugin import TASKS, _config, default_config
 
 BACKEND = os.environ.get("DEQ_BACKEND", "torch")
@@ -83,11 +84,10 @@ def test_models_shapes_gradients_contraction(backend: str, tmp_path) -> None:
                 graphs,
                 data.x / scales.x,
                 data.y / scales.y,
-                steps=2,
                 batch=4,
                 lr=1e-2,
-                seed=0,
                 device="cpu",
+                config=train_config(2, 0),
                 warm_start=warm_start,
             )
             assert np.isfinite(loss)
@@ -97,22 +97,3 @@ def test_models_shapes_gradients_contraction(backend: str, tmp_path) -> None:
     # the DEQ-GNN is a contraction: its residual shrinks geometrically with the budget
     r4, r16 = (mod.residual(models["gnn"], graphs, t, "cpu").max() for t in (4, 16))
     assert r16 < r4 or r16 < 1e-6
-
-
-def test_torch_solve_with_batch_equal_to_width(tmp_path) -> None:
-    """Batch-shared weights are not mistaken for per-sample data when some samples converge first."""
-    torch = pytest.importorskip("torch")
-    from deq_opt.models import torch as mt
-
-    data, scales, graphs = _data(tmp_path, count=4)
-    spec = ModelSpec(hidden=4, train_iter=30, tol=1e-3)
-    g = mt.graph_tensors(graphs, "cpu")
-    for name in ("pdhg", "gnn"):
-        model = mt.build_models(spec, 9, 4)[name]
-        width = spec.hidden if name == "pdhg" else spec.gnn_width
-        g4 = {k: v[torch.arange(width) % 4] for k, v in g.items()}  # batch == width
-        with torch.no_grad():
-            _, _, z = model.solve(g4)
-            z0 = torch.where(torch.arange(width).unsqueeze(1) % 2 == 0, z, torch.zeros_like(z))
-            px, _, _ = model.solve(g4, z0)  # half the samples start converged
-        assert px.shape == (width, 9) and torch.all(torch.isfinite(px))

@@ -23,6 +23,7 @@ from deq_opt.evaluation.metrics import solution_metrics
 from deq_opt.evaluation.warmstart import warm_start_comparison
 from deq_opt.models.graphs import Scales, decode, featurize, fit_scales
 from deq_opt.models.spec import ModelSpec
+from deq_opt.models.training import train_config
 from deq_opt.operators.lp import LinearProgram
 
 __all__ = ["MODEL_NAMES", "OptConfig", "run_task"]
@@ -176,11 +177,10 @@ def run_task(
             graphs_train,
             train.x / scales.x,
             train.y / scales.y,
-            steps=cfg.steps,
             batch=cfg.batch,
             lr=cfg.lr,
-            seed=seed,
             device=device,
+            config=train_config(cfg.steps, seed),
             warm_start=cfg.warm_start_training,
             dual_weight=cfg.dual_weight,
         )

@@ -7,6 +7,7 @@ everything runs under ``jax.jit`` on any device.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import equinox as eqx
@@ -14,9 +15,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from tqdm.auto import tqdm
 
 from deq_core.jax import DEQ
+from deq_core.jax.train import fit
+from deq_core.training import TrainConfig
 from deq_opt.models.graphs import CON_FEATURES, VAR_FEATURES, GraphBatch
 from deq_opt.models.layers import (
     capped,
@@ -26,9 +28,9 @@ from deq_opt.models.layers import (
     pdhg_cell,
     relative_residual,
     split_state,
-    supervised_loss,
 )
 from deq_opt.models.spec import ModelSpec
+from deq_opt.models.training import loss_function, training_batch, warm_cache
 
 __all__ = [
     "DEQGNN",
@@ -45,16 +47,21 @@ __all__ = [
 Graph = dict[str, jax.Array]
 
 
-def graph_arrays(batch: GraphBatch) -> Graph:
-    """The batch's arrays as JAX arrays (float32 / int32)."""
+def graph_arrays(batch: GraphBatch, dtype: Any = jnp.float32) -> Graph:
+    """The batch's arrays as JAX arrays (values in ``dtype``, indices int32)."""
     return {
-        "var": jnp.asarray(batch.var, jnp.float32),
-        "con": jnp.asarray(batch.con, jnp.float32),
-        "bounds": jnp.asarray(batch.bounds, jnp.float32),
+        "var": jnp.asarray(batch.var, dtype),
+        "con": jnp.asarray(batch.con, dtype),
+        "bounds": jnp.asarray(batch.bounds, dtype),
         "rows": jnp.asarray(batch.rows, jnp.int32),
         "cols": jnp.asarray(batch.cols, jnp.int32),
-        "vals": jnp.asarray(batch.vals, jnp.float32),
+        "vals": jnp.asarray(batch.vals, dtype),
     }
+
+
+def _dtype(model: eqx.Module) -> Any:
+    """The dtype of the model's parameters (its inputs are cast to it)."""
+    return jax.tree.leaves(eqx.filter(model, eqx.is_inexact_array))[0].dtype
 
 
 def _scatter(src: jax.Array, dst: jax.Array, size: int) -> jax.Array:
@@ -181,8 +188,9 @@ class _Implicit(eqx.Module):
             "heads": self.heads,
         }
 
-    def _z0(self, g: Graph) -> jax.Array:
-        return jnp.zeros((g["var"].shape[0], (self.n + self.m) * self.d), jnp.float32)
+    def zero_state(self, g: Graph) -> jax.Array:
+        """The all-zero state of the batch ``g``: where solves and exact-step iterations start."""
+        return jnp.zeros((g["var"].shape[0], (self.n + self.m) * self.d), g["var"].dtype)
 
     def _readout(self, z: jax.Array) -> tuple[jax.Array, jax.Array]:
         hv, hc = split_state(z, self.n, self.d)
@@ -190,14 +198,14 @@ class _Implicit(eqx.Module):
 
     def _iterate_exactly(self, g: Graph, budget: jax.Array | int) -> tuple[jax.Array, dict[str, Any]]:
         """``z_t`` after exactly ``budget`` damped Picard steps from zero (``budget`` may be traced)."""
-        args, z0 = self._args(g), self._z0(g)
+        args, z0 = self._args(g), self.zero_state(g)
         beta = self.deq.options.solver.damping
         z = jax.lax.fori_loop(0, budget, lambda _, z: (1 - beta) * z + beta * self.deq.cell(z, args), z0)
         return z, args
 
     def solve(self, g: Graph, z0: jax.Array | None = None) -> tuple[jax.Array, jax.Array, jax.Array]:
         """Scaled (x, y) at the equilibrium solved from ``z0`` (zeros when omitted), and the equilibrium."""
-        z = self.deq(self._args(g), self._z0(g) if z0 is None else z0)[0]
+        z = self.deq(self._args(g), self.zero_state(g) if z0 is None else z0)[0]
         return (*self._readout(z), z)
 
     def __call__(self, g: Graph, budget: jax.Array | int | None = None) -> tuple[jax.Array, jax.Array]:
@@ -277,48 +285,30 @@ def train(
     x: np.ndarray,
     y: np.ndarray,
     *,
-    steps: int,
     batch: int,
     lr: float,
-    seed: int,
     device: str,
+    config: TrainConfig,
     warm_start: bool = False,
     dual_weight: float = 1.0,
 ) -> tuple[eqx.Module, float]:
-    """Adam (cosine) on scaled x's squared error plus ``dual_weight`` times y's; returns model, last loss.
+    """Adam (cosine decay) on :func:`~deq_opt.models.training.loss_function` through deq-core's ``fit``.
 
-    With ``warm_start``, an implicit model's solve for each training instance starts from that instance's
-    last equilibrium (a cache of z*), so the training solves reach the fixed point over the epochs.
+    Batches of ``batch`` instances are drawn with replacement by numpy (seeded by ``config.seed``); with
+    ``warm_start`` an implicit model's solve for each instance starts from that instance's last equilibrium.
+    Returns the trained model and its last loss.
     """
-    g_all = graph_arrays(data)
-    xt, yt = jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32)
-    optimizer = optax.adam(optax.cosine_decay_schedule(lr, max(steps, 1)))
-    state = optimizer.init(eqx.filter(model, eqx.is_inexact_array))
-    implicit = isinstance(model, _Implicit)
-    width = (model.n + model.m) * model.d if implicit and warm_start else 1
-    cache = jnp.zeros((data.size, width), jnp.float32)
-
-    def loss_fn(mdl: eqx.Module, idx: jax.Array, z0: jax.Array) -> tuple[jax.Array, jax.Array]:
-        g = {k: v[idx] for k, v in g_all.items()}
-        if implicit and warm_start:
-            px, py, z = mdl.solve(g, z0)
-        else:
-            (px, py), z = mdl(g), z0
-        loss = supervised_loss(px, py, xt[idx], yt[idx], dual_weight)
-        return loss, jax.lax.stop_gradient(z)
-
-    @eqx.filter_jit
-    def step(mdl: eqx.Module, st: Any, idx: jax.Array, cache: jax.Array) -> tuple:
-        (loss, z), grads = eqx.filter_value_and_grad(loss_fn, has_aux=True)(mdl, idx, cache[idx])
-        updates, st = optimizer.update(grads, st, eqx.filter(mdl, eqx.is_inexact_array))
-        return eqx.apply_updates(mdl, updates), st, loss, cache.at[idx].set(z)
-
-    rng = np.random.default_rng(seed)
-    loss = jnp.zeros(())
-    for _ in tqdm(range(steps), desc=f"train {type(model).__name__}", leave=False):
-        idx = jnp.asarray(rng.integers(0, data.size, min(batch, data.size)))
-        model, state, loss, cache = step(model, state, idx, cache)
-    return model, float(loss)
+    dtype = _dtype(model)
+    arrays = (graph_arrays(data, dtype), jnp.asarray(x, dtype), jnp.asarray(y, dtype))
+    warm = warm_cache(model, data.size, isinstance(model, _Implicit), warm_start)
+    rng = np.random.default_rng(config.seed)
+    count = min(batch, data.size)
+    batches = (training_batch(arrays, rng.integers(0, data.size, count), warm) for _ in itertools.count())
+    optimizer = optax.adam(optax.cosine_decay_schedule(lr, config.steps))
+    model, history = fit(
+        model, optimizer, loss_function(dual_weight, warm is not None), batches, config, warm=warm
+    )
+    return model, history.losses[-1][1]
 
 
 @eqx.filter_jit
@@ -338,12 +328,12 @@ def _forward_full(model: eqx.Module, g: Graph) -> tuple[jax.Array, jax.Array]:
     return model(g)
 
 
-def _chunks(data: GraphBatch, chunk: int):  # noqa: ANN202
+def _chunks(data: GraphBatch, chunk: int, dtype: Any):  # noqa: ANN202
     """``(arrays, valid)`` per chunk, each padded to exactly ``chunk`` instances (repeating instance 0)."""
     for lo in range(0, data.size, chunk):
         index = np.arange(lo, lo + chunk)
         valid = int(np.sum(index < data.size))
-        yield graph_arrays(data.take(np.where(index < data.size, index, 0))), valid
+        yield graph_arrays(data.take(np.where(index < data.size, index, 0)), dtype), valid
 
 
 def predict(
@@ -354,7 +344,7 @@ def predict(
     Inputs are padded to whole chunks of a fixed size, so a model compiles once whatever the batch size.
     """
     xs, ys = [], []
-    for g, valid in _chunks(data, chunk):
+    for g, valid in _chunks(data, chunk, _dtype(model)):
         if budget is None or not isinstance(model, _Implicit):
             px, py = _forward_full(model, g)
         else:
@@ -368,6 +358,6 @@ def residual(model: eqx.Module, data: GraphBatch, budget: int, device: str, chun
     """Per-instance relative fixed-point residuals after ``budget`` iterations."""
     out = [
         np.asarray(_outputs(model, g, jnp.asarray(budget, jnp.int32))[2], np.float64)[:valid]
-        for g, valid in _chunks(data, chunk)
+        for g, valid in _chunks(data, chunk, _dtype(model))
     ]
     return np.concatenate(out)

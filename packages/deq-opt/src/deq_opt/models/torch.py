@@ -12,10 +12,11 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from deq_core.torch import DEQ
 from deq_core.torch.analysis import iterate_exactly
+from deq_core.torch.train import fit
+from deq_core.training import TrainConfig
 from deq_opt.models.graphs import CON_FEATURES, VAR_FEATURES, GraphBatch
 from deq_opt.models.layers import (
     capped,
@@ -25,9 +26,9 @@ from deq_opt.models.layers import (
     pdhg_cell,
     relative_residual,
     split_state,
-    supervised_loss,
 )
 from deq_opt.models.spec import ModelSpec
+from deq_opt.models.training import loss_function, training_batch, warm_cache
 
 __all__ = [
     "DEQGNN",
@@ -42,20 +43,24 @@ __all__ = [
 ]
 
 Graph = dict[str, torch.Tensor]
-_PDHG_WEIGHTS = ("x", "xy", "y", "yx")
 
 
-def graph_tensors(batch: GraphBatch, device: str | torch.device) -> Graph:
-    """The batch's arrays as tensors on ``device`` (float32 / int64)."""
+def graph_tensors(batch: GraphBatch, device: str | torch.device, dtype: torch.dtype = torch.float32) -> Graph:
+    """The batch's arrays as tensors on ``device`` (values in ``dtype``, indices int64)."""
     as_t = lambda a, dt: torch.as_tensor(np.ascontiguousarray(a), dtype=dt, device=device)  # noqa: E731
     return {
-        "var": as_t(batch.var, torch.float32),
-        "con": as_t(batch.con, torch.float32),
-        "bounds": as_t(batch.bounds, torch.float32),
+        "var": as_t(batch.var, dtype),
+        "con": as_t(batch.con, dtype),
+        "bounds": as_t(batch.bounds, dtype),
         "rows": as_t(batch.rows, torch.int64),
         "cols": as_t(batch.cols, torch.int64),
-        "vals": as_t(batch.vals, torch.float32),
+        "vals": as_t(batch.vals, dtype),
     }
+
+
+def _dtype(model: nn.Module) -> torch.dtype:
+    """The dtype of the model's parameters (its inputs are cast to it)."""
+    return next(model.parameters()).dtype
 
 
 def _scatter(src: torch.Tensor, dst: torch.Tensor, size: int) -> torch.Tensor:
@@ -64,20 +69,6 @@ def _scatter(src: torch.Tensor, dst: torch.Tensor, size: int) -> torch.Tensor:
     offset = torch.arange(B, device=src.device).unsqueeze(1) * size
     out = src.new_zeros(B * size, d).index_add_(0, (dst + offset).reshape(-1), src.reshape(B * E, d))
     return out.reshape(B, size, d)
-
-
-def _shared(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Batch-shared weights with a leading axis of 1 for a cell's ``args``.
-
-    deq-core evaluates a cell on its unconverged samples only and indexes every ``args`` tensor whose leading
-    dimension equals the batch size; a (d, d) weight would be mistaken for per-sample data when d == batch.
-    """
-    return {name: w.unsqueeze(0) for name, w in weights.items()}
-
-
-def _unshared(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The weights of :func:`_shared` without their leading axis."""
-    return {name: w[0] for name, w in weights.items()}
 
 
 def _encoder(features: int, d: int) -> nn.Module:
@@ -116,18 +107,15 @@ class GNNCell(nn.Module):
         self.heads = heads
 
     def weights(self) -> dict[str, torch.Tensor]:
-        """The capped weights (computed once per solve, passed to :meth:`forward` through its arguments).
-
-        Each has a leading axis of 1 (see :func:`_shared`).
-        """
+        """The capped weights (computed once per solve, passed to :meth:`forward` through its arguments)."""
         tau = torch.sigmoid(self.step[0])
         cell = {"w1": self.w1, "w2": self.w2, "u": self.u, "u2": self.u2, "wy": self.wy}
         capped = gnn_weights(cell, self.heads.x.weight.reshape(self.d), tau, self.gamma)
-        return _shared(capped | {"tau": tau.reshape(1), "a": self.step[1:]})
+        return capped | {"tau": tau, "a": self.step[1]}
 
     def forward(self, z: torch.Tensor, a: dict[str, Any]) -> torch.Tensor:
         """One application of the block to the state ``z = [h_v, h_c]`` (B, (n + m) d)."""
-        return gnn_cell(z, a, _unshared(a["weights"]), self.d, self.heads.primal, _scatter)
+        return gnn_cell(z, a, a["weights"], self.d, self.heads.primal, _scatter)
 
 
 class PDHGCell(nn.Module):
@@ -141,14 +129,13 @@ class PDHGCell(nn.Module):
         self.d, self.n = d, n
         self.w = nn.Parameter(torch.randn(4, d, d) / d**0.5)
 
-    def weights(self) -> dict[str, torch.Tensor]:
-        """The four weights capped at spectral norm 1 (computed once per solve; see :func:`_shared`)."""
-        return _shared({name: capped(self.w[i], 1.0) for i, name in enumerate(_PDHG_WEIGHTS)})
+    def weights(self) -> tuple[torch.Tensor, ...]:
+        """The four weights capped at spectral norm 1 (computed once per solve)."""
+        return tuple(capped(self.w[i], 1.0) for i in range(4))
 
     def forward(self, z: torch.Tensor, a: dict[str, Any]) -> torch.Tensor:
         """One primal-dual step on ``z = [X, Y]``."""
-        w = _unshared(a["weights"])
-        return pdhg_cell(z, a, tuple(w[name] for name in _PDHG_WEIGHTS), self.d, _scatter)
+        return pdhg_cell(z, a, a["weights"], self.d, _scatter)
 
 
 class _Implicit(nn.Module):
@@ -169,9 +156,9 @@ class _Implicit(nn.Module):
             "weights": self.deq.cell.weights(),
         }
 
-    def _z0(self, g: Graph) -> torch.Tensor:
-        B = g["var"].shape[0]
-        return g["var"].new_zeros(B, (self.n + self.m) * self.d)
+    def zero_state(self, g: Graph) -> torch.Tensor:
+        """The all-zero state of the batch ``g``: where solves and exact-step iterations start."""
+        return g["var"].new_zeros(g["var"].shape[0], (self.n + self.m) * self.d)
 
     def _readout(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         hv, hc = split_state(z, self.n, self.d)
@@ -181,19 +168,19 @@ class _Implicit(nn.Module):
         self, g: Graph, z0: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Scaled (x, y) at the equilibrium solved from ``z0`` (zeros when omitted), and the equilibrium."""
-        z = self.deq(self._args(g), self._z0(g) if z0 is None else z0)[0]
+        z = self.deq(self._args(g), self.zero_state(g) if z0 is None else z0)[0]
         return (*self._readout(z), z)
 
     def forward(self, g: Graph, budget: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Scaled (x, y): at the equilibrium (``budget=None``) or after exactly ``budget`` solver steps."""
         if budget is None:
             return self.solve(g)[:2]
-        z = iterate_exactly(self.deq.cell, self._z0(g), self._args(g), budget, self.deq.options.solver)
+        z = iterate_exactly(self.deq.cell, self.zero_state(g), self._args(g), budget, self.deq.options.solver)
         return self._readout(z)
 
     def residual(self, g: Graph, budget: int) -> torch.Tensor:
         """Per-instance relative residual ``||f(z_t) - z_t|| / ||f(z_t)||`` after ``budget`` steps."""
-        args, z0 = self._args(g), self._z0(g)
+        args, z0 = self._args(g), self.zero_state(g)
         z = iterate_exactly(self.deq.cell, z0, args, budget, self.deq.options.solver)
         return relative_residual(self.deq.cell(z, args), z)
 
@@ -257,46 +244,35 @@ def train(
     x: np.ndarray,
     y: np.ndarray,
     *,
-    steps: int,
     batch: int,
     lr: float,
-    seed: int,
     device: str,
+    config: TrainConfig,
     warm_start: bool = False,
     dual_weight: float = 1.0,
 ) -> tuple[nn.Module, float]:
-    """Adam on scaled x's squared error plus ``dual_weight`` times scaled y's; returns model, last loss.
+    """Adam (cosine schedule) on :func:`~deq_opt.models.training.loss_function` through deq-core's ``fit``.
 
-    With ``warm_start``, an implicit model's solve for each training instance starts from that instance's
-    last equilibrium (a cache of z*), so the training solves reach the fixed point over the epochs.
+    Batches of ``batch`` instances are drawn with replacement; with ``warm_start`` an implicit model's solve
+    for each instance starts from that instance's last equilibrium. Returns the model and its last loss.
     """
-    torch.manual_seed(seed)
-    model.to(device).train()
-    g_all = graph_tensors(data, device)
-    xt = torch.as_tensor(x, dtype=torch.float32, device=device)
-    yt = torch.as_tensor(y, dtype=torch.float32, device=device)
+    model.to(device)
+    dtype = _dtype(model)
+    as_t = lambda a: torch.as_tensor(a, dtype=dtype, device=device)  # noqa: E731
+    arrays = (graph_tensors(data, device, dtype), as_t(x), as_t(y))
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(steps, 1))
-    generator = torch.Generator(device=device).manual_seed(seed)
-    loss = torch.zeros((), device=device)
-    cache = None
-    if warm_start and isinstance(model, _Implicit):
-        cache = g_all["var"].new_zeros(data.size, (model.n + model.m) * model.d)
-    for _ in tqdm(range(steps), desc=f"train {type(model).__name__}", leave=False):
-        index = torch.randint(0, data.size, (min(batch, data.size),), generator=generator, device=device)
-        g = {k: v[index] for k, v in g_all.items()}
-        if cache is None:
-            px, py = model(g)
-        else:
-            px, py, z = model.solve(g, cache[index])
-            cache[index] = z.detach()
-        loss = supervised_loss(px, py, xt[index], yt[index], dual_weight)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        schedule.step()
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.steps)
+    warm = warm_cache(model, data.size, isinstance(model, _Implicit), warm_start)
+    count = min(batch, data.size)
+
+    def sample(step: int, generator: torch.Generator) -> Any:
+        index = torch.randint(0, data.size, (count,), generator=generator)
+        return training_batch(arrays, index.to(device), warm)
+
+    loss = loss_function(dual_weight, warm is not None)
+    history = fit(model, optimizer, loss, sample, config, scheduler=schedule, warm=warm)
     model.eval()
-    return model, float(loss.detach())
+    return model, history.losses[-1][1]
 
 
 def predict(
@@ -306,7 +282,7 @@ def predict(
     xs, ys = [], []
     with torch.no_grad():
         for lo in range(0, data.size, chunk):
-            px, py = model(graph_tensors(data.take(slice(lo, lo + chunk)), device), budget)
+            px, py = model(graph_tensors(data.take(slice(lo, lo + chunk)), device, _dtype(model)), budget)
             xs.append(px.double().cpu().numpy())
             ys.append(py.double().cpu().numpy())
     return np.concatenate(xs), np.concatenate(ys)
@@ -315,4 +291,4 @@ def predict(
 def residual(model: nn.Module, data: GraphBatch, budget: int, device: str) -> np.ndarray:
     """Per-instance relative fixed-point residuals after ``budget`` iterations."""
     with torch.no_grad():
-        return model.residual(graph_tensors(data, device), budget).double().cpu().numpy()
+        return model.residual(graph_tensors(data, device, _dtype(model)), budget).double().cpu().numpy()
