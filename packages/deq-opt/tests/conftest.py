@@ -1,4 +1,4 @@
-"""Shared fixtures: the reference LP data beside the checkout (skipped when absent)."""
+"""Shared fixtures: the reference LP data beside the checkout (absent: a failure in CI, a skip elsewhere)."""
 
 from __future__ import annotations
 
@@ -7,19 +7,18 @@ from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
-LP_DATA = REPO_ROOT.parent / "shared" / "data" / "lp"
+from deq_core.testing.fixtures import shared_data
 
 
 @pytest.fixture(scope="session")
 def lp_data() -> Path:
-    """Path of ``../shared/data/lp``; skips the test if it is not there."""
-    if not (LP_DATA / "instances.json").is_file():
-        pytest.skip(f"reference LP data not found at {LP_DATA}")
-    return LP_DATA
+    """Path of ``../shared/data/lp`` (see :func:`deq_core.testing.fixtures.shared_data`)."""
+    return shared_data("lp", marker="instances.json")
 
 
 @pytest.fixture(scope="session")
 def lp_meta(lp_data: Path) -> dict:
-    """instances.json: status, size and objective per instance."""
-    return json.loads((lp_data / "instances.json").read_text())
+    """instances.json: status, size and objective per instance (never empty)."""
+    meta = json.loads((lp_data / "instances.json").read_text())
+    assert meta, f"{lp_data / 'instances.json'} lists no instances"
+    return meta

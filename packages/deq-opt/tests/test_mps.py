@@ -1,24 +1,27 @@
-"""MPS reader/writer: reference instances, malformed files, spec semantics, exact round trips."""
+"""MPS reader/writer: reference instances, malformed files, spec semantics, exact round trips (also a
+hypothesis property over random small LPs)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
+from _data import instance_names
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from deq_opt import LinearProgram
 from deq_opt.baselines import solve_glop
 from deq_opt.datasets import MPSFormatError, mps_text, parse_mps, random_lp, read_mps, write_mps
 from deq_opt.datasets.generators import combinatorial_auction_lp, facility_location_lp
 
-_META = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "lp" / "instances.json"
-_NAMES = sorted(json.loads(_META.read_text())) if _META.is_file() else []
 
-
-@pytest.mark.parametrize("name", _NAMES)
+@pytest.mark.parametrize("name", instance_names())
 def test_instance_reads_and_glop_matches_reference(name: str, lp_data: Path, lp_meta: dict) -> None:
     """Every reference instance parses to the listed size and GLOP reproduces its status/objective."""
+    assert name in lp_meta, f"{name} is not in {lp_data / 'instances.json'}"
     info = lp_meta[name]
     lp = read_mps(lp_data / "instances" / f"{name}.mps")
     assert lp.shape == (info["rows"], info["cols"])
@@ -171,3 +174,44 @@ def test_round_trip_netlib(lp_data: Path, tmp_path: Path) -> None:
         lp = read_mps(lp_data / "instances" / f"{name}.mps")
         write_mps(lp, tmp_path / "x.mps")
         assert read_mps(tmp_path / "x.mps").equals(lp), name
+
+
+_FINITE = st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False)
+_QUARTERS = st.integers(-40, 40).map(lambda k: k / 4)  # row bounds whose ranges MPS can represent exactly
+
+
+@st.composite
+def _small_lps(draw: st.DrawFn) -> LinearProgram:
+    """A random LP of at most 4 rows and 5 columns: every row and bound type, ranges, integers, sense."""
+    m, n = draw(st.integers(1, 4)), draw(st.integers(1, 5))
+    mask = np.array(draw(st.lists(st.booleans(), min_size=m * n, max_size=m * n)), bool).reshape(m, n)
+    values = draw(st.lists(_FINITE.filter(lambda v: v != 0), min_size=m * n, max_size=m * n))
+    A = sp.csr_matrix(np.where(mask, np.reshape(values, (m, n)), 0.0))
+    row_lo, row_hi = np.empty(m), np.empty(m)
+    for i in range(m):
+        kind, value, width = draw(st.sampled_from("ELGR")), draw(_QUARTERS), draw(st.integers(1, 20)) / 4
+        row_lo[i] = -np.inf if kind == "L" else value
+        row_hi[i] = {"E": value, "L": value, "G": np.inf, "R": value + width}[kind]
+    lo = np.array([draw(st.sampled_from([-np.inf, 0.0]) | _FINITE) for _ in range(n)])
+    hi = np.array([max(lo[j], draw(st.sampled_from([np.inf]) | _FINITE)) for j in range(n)])
+    return LinearProgram(
+        c=np.array(draw(st.lists(_FINITE, min_size=n, max_size=n))),
+        A=A,
+        row_lo=row_lo,
+        row_hi=row_hi,
+        lo=lo,
+        hi=hi,
+        obj_const=draw(_FINITE),
+        maximize=draw(st.booleans()),
+        name="H",
+        integer=np.array(draw(st.lists(st.booleans(), min_size=n, max_size=n)), bool),
+    )
+
+
+@settings(max_examples=30, deadline=None)
+@given(lp=_small_lps(), fmt=st.sampled_from(["free", "fixed"]))
+def test_round_trip_random_lps(lp: LinearProgram, fmt: str) -> None:
+    """Property: MPS write -> read reproduces any small LP exactly, in free and fixed format."""
+    back = parse_mps(mps_text(lp, fmt), fmt=fmt)
+    assert back.equals(lp)
+    assert mps_text(back, fmt) == mps_text(lp, fmt)
