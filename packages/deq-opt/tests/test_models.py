@@ -7,6 +7,9 @@ import os
 import numpy as np
 import pytest
 
+from deq_core.config import SolveOptions
+from deq_core.errors import ConfigError
+from deq_opt.baselines.pdhg import PDHGOptions
 from deq_opt.datasets import random_lp
 from deq_opt.datasets.labels import label
 from deq_opt.models import (
@@ -18,7 +21,8 @@ from deq_opt.models import (
     gnn_params,
     pdhg_params,
 )
-from deq_opt.models.training import train_config
+from deq_opt.models.spec import deq_solve
+from deq_opt.models.training import TrainRun, train_config
 from deq_opt.plugin import TASKS, _config, default_config
 
 BACKEND = os.environ.get("DEQ_BACKEND", "torch")
@@ -49,8 +53,41 @@ def test_default_configs_validate(task: str) -> None:
     for quick in (True, False):
         cfg = _config(default_config(task, quick))
         assert cfg.budgets[-1] >= 2 * cfg.train_iter
-    with pytest.raises(ValueError, match="unknown opt task"):
+    with pytest.raises(ConfigError, match="unknown opt task"):
         default_config("nope", True)
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"hiden": 8}, r"unknown field\(s\) \['hiden'\]"),
+        ({"pdhg_damping": 0.0}, "Picard.damping"),
+        ({"train_iter": 0}, "max_iter"),
+        ({"tol": -1.0}, "tol"),
+        ({"gamma": 1.0}, "ModelSpec.gamma"),
+        ({"hidden": 0}, "ModelSpec.hidden"),
+        ({"warm_budgets": [3]}, r"warm_budgets \[3\] are not in budgets"),
+    ],
+)
+def test_config_mistakes_are_config_errors(change: dict, match: str) -> None:
+    """A wrong key or value anywhere in an opt config (its solve options included) is a ConfigError."""
+    with pytest.raises(ConfigError, match=match):
+        _config(default_config("random-lp", True) | change)
+
+
+def test_solve_options_are_one_nested_value() -> None:
+    """The config's flat solve knobs become one SolveOptions; the DEQ-GNN's is the same, undamped."""
+    cfg = _config(default_config("random-lp", True) | {"tol": 1e-3, "train_iter": 7, "pdhg_damping": 0.25})
+    pdhg, gnn = cfg.spec.solve_options("pdhg"), cfg.spec.solve_options("gnn")
+    assert isinstance(pdhg, SolveOptions) and pdhg is cfg.spec.solve
+    assert (pdhg.max_iter, pdhg.stop.rtol, pdhg.solver.damping) == (7, 1e-3, 0.25)
+    assert gnn.solver.damping == 1.0 and (gnn.backward, gnn.stop, gnn.max_iter) == (
+        pdhg.backward,
+        pdhg.stop,
+        pdhg.max_iter,
+    )
+    with pytest.raises(ConfigError, match="PDHGOptions.tol"):
+        PDHGOptions(tol=0.0)
 
 
 @pytest.mark.parametrize("backend", ["torch", "jax"])
@@ -60,7 +97,7 @@ def test_models_shapes_gradients_contraction(backend: str, tmp_path) -> None:
 
     mod = importlib.import_module(f"deq_opt.models.{backend}")
     data, scales, graphs = _data(tmp_path)
-    spec = ModelSpec(hidden=8, train_iter=4)
+    spec = ModelSpec(hidden=8, solve=deq_solve(train_iter=4))
     models = mod.build_models(spec, 9, 4)
     target = mod.param_count(models["pdhg"])
     assert target == pdhg_params(8)
@@ -79,17 +116,8 @@ def test_models_shapes_gradients_contraction(backend: str, tmp_path) -> None:
         x, y = decode(data.lps, px, py, scales)
         assert np.all(x >= data.lps[0].lo - 1e-9)
         for warm_start in (False, True) if name != "explicit" else (False,):
-            trained, loss = mod.train(
-                model,
-                graphs,
-                data.x / scales.x,
-                data.y / scales.y,
-                batch=4,
-                lr=1e-2,
-                device="cpu",
-                config=train_config(2, 0),
-                warm_start=warm_start,
-            )
+            run = TrainRun(train_config(2, 0), batch=4, lr=1e-2, warm_start=warm_start)
+            trained, loss = mod.train(model, graphs, data.x / scales.x, data.y / scales.y, run, "cpu")
             assert np.isfinite(loss)
             qx, _ = mod.predict(trained, graphs, budget, "cpu")
             assert not np.allclose(qx, px), f"{name}: training did not change the parameters"

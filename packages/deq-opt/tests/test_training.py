@@ -4,6 +4,7 @@ schedule, sampler and the warm-start cache of each LP's equilibrium) ends where 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -14,7 +15,8 @@ import pytest
 from deq_core.testing.fixtures import jax_x64
 from deq_opt.datasets.labels import label
 from deq_opt.models import ModelSpec, featurize, fit_scales
-from deq_opt.models.training import train_config
+from deq_opt.models.spec import deq_solve
+from deq_opt.models.training import TrainRun, train_config
 
 STEPS, CRASH_AT = 5, 3
 
@@ -75,19 +77,19 @@ def test_interrupted_training_resumes_to_the_same_weights(backend: str, tmp_path
     data = label("random_lp", {"m": 4, "n": 9, "nnz": 16}, 6, 0, workers=1, cache=tmp_path / "labels")
     scales = fit_scales(data.lps, data.x, data.y)
     graphs, x, y = featurize(data.lps, scales), data.x / scales.x, data.y / scales.y
-    spec = ModelSpec(hidden=4, train_iter=3)
-    options = {"batch": 4, "lr": 1e-2, "device": "cpu", "warm_start": True}
+    spec = ModelSpec(hidden=4, solve=deq_solve(train_iter=3))
     directory = str(tmp_path / "checkpoints")
-    checkpoints = train_config(STEPS, 0, progress=False, checkpoint_dir=directory, checkpoint_every=1)
+    config = train_config(STEPS, 0, progress=False, checkpoint_dir=directory, checkpoint_every=1)
+    resumable = TrainRun(config, batch=4, lr=1e-2, warm_start=True)
+    uninterrupted = dataclasses.replace(resumable, config=train_config(STEPS, 0, progress=False))
     with jax_x64() if backend == "jax" else contextlib.nullcontext():
         initial = _weights(backend, _float64_model(backend, spec))
-        uninterrupted = train_config(STEPS, 0, progress=False)
-        reference, _ = mod.train(_float64_model(backend, spec), graphs, x, y, config=uninterrupted, **options)
+        reference, _ = mod.train(_float64_model(backend, spec), graphs, x, y, uninterrupted, "cpu")
         with monkeypatch.context() as patch:
             patch.setattr(mod, "fit", _crashing(mod.fit, CRASH_AT))
             with pytest.raises(KeyboardInterrupt, match="simulated crash"):
-                mod.train(_float64_model(backend, spec), graphs, x, y, config=checkpoints, **options)
-        resumed, _ = mod.train(_float64_model(backend, spec), graphs, x, y, config=checkpoints, **options)
+                mod.train(_float64_model(backend, spec), graphs, x, y, resumable, "cpu")
+        resumed, _ = mod.train(_float64_model(backend, spec), graphs, x, y, resumable, "cpu")
         expected, got = _weights(backend, reference), _weights(backend, resumed)
     assert all(w.dtype == np.float64 for w in got)
     assert not all(np.array_equal(a, b) for a, b in zip(expected, initial, strict=True)), "nothing trained"

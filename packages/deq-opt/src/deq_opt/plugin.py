@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from deq_core.analysis import build_report
+from deq_core.config import from_dict
 from deq_core.domains import Domain, smoke
+from deq_core.errors import ConfigError
 from deq_opt.evaluation.pipeline import OptConfig, run_task
 
 TASKS = {
@@ -32,7 +34,7 @@ _TASK_DATA: dict[str, tuple[str, dict[str, Any]]] = {
 def default_config(task: str, quick: bool) -> dict[str, Any]:
     """Full config (GPU-sized) or ``quick`` (under 10 CPU-minutes); ``DEQ_SMOKE=1`` shrinks to seconds."""
     if task not in TASKS:
-        raise ValueError(f"unknown opt task {task!r}; valid tasks: {', '.join(TASKS)}")
+        raise ConfigError(f"unknown opt task {task!r}; valid tasks: {', '.join(TASKS)}")
     generator, params = _TASK_DATA[task]
     cfg = OptConfig(generator=generator, params=dict(params))
     if task != "random-lp":
@@ -74,12 +76,12 @@ def default_config(task: str, quick: bool) -> dict[str, Any]:
 
 
 def _config(config: dict[str, Any]) -> OptConfig:
-    """The typed config (tuples restored from JSON lists)."""
+    """The typed config (tuples restored from JSON lists); an unknown key is a ConfigError naming it."""
     values = dict(config)
     for key in ("budgets", "warm_budgets", "warm_tolerances"):
         if key in values:
             values[key] = tuple(values[key])
-    return OptConfig(**values)
+    return from_dict(OptConfig, values)
 
 
 def run(
@@ -87,9 +89,9 @@ def run(
 ) -> dict[str, Any]:
     """Train the learned PDHG (reported), DEQ-GNN and explicit GNN on ``backend``; return the report."""
     if task not in TASKS:
-        raise ValueError(f"unknown opt task {task!r}; valid tasks: {', '.join(TASKS)}")
+        raise ConfigError(f"unknown opt task {task!r}; valid tasks: {', '.join(TASKS)}")
     if backend not in ("torch", "jax"):
-        raise ValueError(f"unknown backend {backend!r}; valid backends: torch, jax")
+        raise ConfigError(f"unknown backend {backend!r}; valid backends: torch, jax")
     cfg = _config(config)
     start = time.perf_counter()
     module = importlib.import_module(f"deq_opt.models.{backend}")

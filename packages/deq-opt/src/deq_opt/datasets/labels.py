@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from deq_core.errors import ConfigError
 from deq_core.training import atomic_write, map_chunks, spawn_seeds
 from deq_opt.baselines.ortools_lp import solve_glop
 from deq_opt.datasets import generators
@@ -48,7 +49,7 @@ class LabelledSet:
 def generate(generator: str, params: dict[str, Any], seed: int) -> LinearProgram:
     """The instance ``GENERATORS[generator](**params, seed=seed)``."""
     if generator not in GENERATORS:
-        raise ValueError(f"unknown LP generator {generator!r}; valid: {', '.join(GENERATORS)}")
+        raise ConfigError(f"unknown LP generator {generator!r}; valid: {', '.join(GENERATORS)}")
     return GENERATORS[generator](**params, seed=seed)
 
 

@@ -6,6 +6,7 @@ The backend module (``deq_opt.models.torch`` or ``deq_opt.models.jax``) provides
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from deq_core.errors import ConfigError
 from deq_opt.baselines.ortools_lp import solve_pdlp
 from deq_opt.datasets.labels import LabelledSet, label, split_seeds
 from deq_opt.evaluation.figures import plot_budget_metrics, plot_warm_start
@@ -22,8 +24,8 @@ from deq_opt.evaluation.lipschitz import lipschitz_ratios
 from deq_opt.evaluation.metrics import solution_metrics
 from deq_opt.evaluation.warmstart import warm_start_comparison
 from deq_opt.models.graphs import Scales, decode, featurize, fit_scales
-from deq_opt.models.spec import ModelSpec
-from deq_opt.models.training import train_config
+from deq_opt.models.spec import ModelSpec, deq_solve
+from deq_opt.models.training import TrainRun, train_config
 from deq_opt.operators.lp import LinearProgram
 
 __all__ = ["MODEL_NAMES", "OptConfig", "run_task"]
@@ -33,7 +35,8 @@ MODEL_NAMES = {"pdhg": "learned weight-tied PDHG (DEQ)", "gnn": "DEQ-GNN"}
 
 @dataclass(frozen=True)
 class OptConfig:
-    """Every knob of an ``opt`` run (unknown keys are a TypeError naming them)."""
+    """Every knob of an ``opt`` run; the flat ``tol``, ``train_iter`` and ``pdhg_damping`` (the user-facing
+    config) become the models' one nested solve (:attr:`spec`). Mistakes are a ConfigError."""
 
     generator: str = "random_lp"
     params: dict[str, Any] = field(default_factory=dict)
@@ -60,21 +63,17 @@ class OptConfig:
     workers: int | None = None
 
     def __post_init__(self) -> None:
-        """Reject warm-start budgets that are not evaluated."""
+        """Validate the model and solve settings (building :attr:`spec`) and the warm-start budgets."""
+        _ = self.spec
         missing = sorted(set(self.warm_budgets) - set(self.budgets))
         if missing:
-            raise ValueError(f"OptConfig.warm_budgets {missing} are not in budgets {list(self.budgets)}")
+            raise ConfigError(f"OptConfig.warm_budgets {missing} are not in budgets {list(self.budgets)}")
 
+    @functools.cached_property
     def spec(self) -> ModelSpec:
-        """The model hyper-parameters."""
-        return ModelSpec(
-            hidden=self.hidden,
-            gamma=self.gamma,
-            explicit_layers=self.explicit_layers,
-            train_iter=self.train_iter,
-            tol=self.tol,
-            pdhg_damping=self.pdhg_damping,
-        )
+        """The model hyper-parameters; the solve options as one :class:`~deq_core.config.SolveOptions`."""
+        solve = deq_solve(self.train_iter, self.tol, self.pdhg_damping)
+        return ModelSpec(self.hidden, self.gamma, self.explicit_layers, solve)
 
 
 def _predictor(backend: ModuleType, model: Any, budget: int | None, scales: Scales, device: str, edges: int):
@@ -168,22 +167,13 @@ def run_task(
     graphs_train = featurize(train.lps, scales, edges)
     ctx = {"graphs": featurize(test.lps, scales, edges), "scales": scales, "device": device, "seed": seed}
     m, n = train.lps[0].shape
-    models = backend.build_models(cfg.spec(), n, m)
+    models = backend.build_models(cfg.spec, n, m)
+    run = TrainRun(train_config(cfg.steps, seed), cfg.batch, cfg.lr, cfg.dual_weight, cfg.warm_start_training)
     losses, seconds = {}, {}
     for name in ("pdhg", "gnn", "explicit"):
         t = time.perf_counter()
-        models[name], losses[name] = backend.train(
-            models[name],
-            graphs_train,
-            train.x / scales.x,
-            train.y / scales.y,
-            batch=cfg.batch,
-            lr=cfg.lr,
-            device=device,
-            config=train_config(cfg.steps, seed),
-            warm_start=cfg.warm_start_training,
-            dual_weight=cfg.dual_weight,
-        )
+        x, y = train.x / scales.x, train.y / scales.y
+        models[name], losses[name] = backend.train(models[name], graphs_train, x, y, run, device)
         seconds[name] = time.perf_counter() - t
     per_budget: dict[str, dict[str, list[float]]] = {"pdhg": {}, "gnn": {}}
     lipschitz: dict[str, dict[str, list[float]]] = {

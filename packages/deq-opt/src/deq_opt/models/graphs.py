@@ -7,8 +7,9 @@ to a common count with zero values. ``A`` enters as ``A / ||A||_2`` (per instanc
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -19,6 +20,7 @@ __all__ = ["VAR_FEATURES", "CON_FEATURES", "GraphBatch", "Scales", "decode", "fe
 
 VAR_FEATURES = 5
 CON_FEATURES = 5
+Convert = Callable[[np.ndarray], Any]  # numpy -> a backend's array
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,29 @@ class GraphBatch:
             self.cols[index],
             self.vals[index],
         )
+
+    def arrays(self, values: Convert, indices: Convert) -> dict[str, Any]:
+        """The batch as a backend's arrays: ``values`` converts features and values, ``indices`` the edges."""
+        return {
+            "var": values(self.var),
+            "con": values(self.con),
+            "bounds": values(self.bounds),
+            "rows": indices(self.rows),
+            "cols": indices(self.cols),
+            "vals": values(self.vals),
+        }
+
+    def chunks(self, size: int, pad: bool = False) -> Iterator[tuple[GraphBatch, int]]:
+        """Consecutive sub-batches of ``size`` instances and how many of each are real.
+
+        With ``pad`` the last one is filled up to ``size`` by repeating instance 0 (one shape to compile).
+        """
+        for lo in range(0, self.size, size):
+            index = np.arange(lo, min(lo + size, self.size))
+            valid = len(index)
+            if pad:
+                index = np.concatenate([index, np.zeros(size - valid, dtype=index.dtype)])
+            yield self.take(index), valid
 
 
 def _rms(values: np.ndarray) -> float:

@@ -16,21 +16,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from deq_core.config import SolveOptions
 from deq_core.jax import DEQ
 from deq_core.jax.train import fit
-from deq_core.training import TrainConfig
+from deq_opt.models import layers, training
 from deq_opt.models.graphs import CON_FEATURES, VAR_FEATURES, GraphBatch
-from deq_opt.models.layers import (
-    capped,
-    explicit_layers,
-    gnn_cell,
-    gnn_weights,
-    pdhg_cell,
-    relative_residual,
-    split_state,
-)
 from deq_opt.models.spec import ModelSpec
-from deq_opt.models.training import loss_function, training_batch, warm_cache
 
 __all__ = [
     "DEQGNN",
@@ -49,14 +40,7 @@ Graph = dict[str, jax.Array]
 
 def graph_arrays(batch: GraphBatch, dtype: Any = jnp.float32) -> Graph:
     """The batch's arrays as JAX arrays (values in ``dtype``, indices int32)."""
-    return {
-        "var": jnp.asarray(batch.var, dtype),
-        "con": jnp.asarray(batch.con, dtype),
-        "bounds": jnp.asarray(batch.bounds, dtype),
-        "rows": jnp.asarray(batch.rows, jnp.int32),
-        "cols": jnp.asarray(batch.cols, jnp.int32),
-        "vals": jnp.asarray(batch.vals, dtype),
-    }
+    return batch.arrays(lambda a: jnp.asarray(a, dtype), lambda a: jnp.asarray(a, jnp.int32))
 
 
 def _dtype(model: eqx.Module) -> Any:
@@ -128,24 +112,23 @@ class GNNCell(eqx.Module):
     wy: jax.Array
     step: jax.Array
     d: int = eqx.field(static=True)
-    n: int = eqx.field(static=True)
     gamma: float = eqx.field(static=True)
 
-    def __init__(self, d: int, n: int, gamma: float, rng: np.random.Generator):
+    def __init__(self, d: int, gamma: float, rng: np.random.Generator):
         self.w1, self.w2, self.u = _normal(rng, d, d), _normal(rng, d, d), _normal(rng, d)
         self.u2, self.wy = _normal(rng, d), _normal(rng, d)
         self.step = jnp.zeros(2, jnp.float32)  # [logit of tau, cost scale a]
-        self.d, self.n, self.gamma = d, n, gamma
+        self.d, self.gamma = d, gamma
 
     def weights(self, heads: _Heads) -> dict[str, jax.Array]:
         """The capped weights (computed once per solve, passed through the cell's arguments)."""
         tau = jax.nn.sigmoid(self.step[0])
         cell = {"w1": self.w1, "w2": self.w2, "u": self.u, "u2": self.u2, "wy": self.wy}
-        return gnn_weights(cell, heads.wx, tau, self.gamma) | {"tau": tau, "a": self.step[1]}
+        return layers.gnn_weights(cell, heads.wx, tau, self.gamma) | {"tau": tau, "a": self.step[1]}
 
     def __call__(self, z: jax.Array, a: dict[str, Any]) -> jax.Array:
         """One application of the block to ``z = [h_v, h_c]`` (B, (n + m) d)."""
-        return gnn_cell(z, a, a["weights"], self.d, a["heads"].primal, _scatter)
+        return layers.gnn_cell(z, a, a["weights"], self.d, a["heads"].primal, _scatter)
 
 
 class PDHGCell(eqx.Module):
@@ -153,19 +136,17 @@ class PDHGCell(eqx.Module):
 
     w: jax.Array
     d: int = eqx.field(static=True)
-    n: int = eqx.field(static=True)
 
-    def __init__(self, d: int, n: int, rng: np.random.Generator):
-        self.w = _normal(rng, 4, d, d)
-        self.d, self.n = d, n
+    def __init__(self, d: int, rng: np.random.Generator):
+        self.w, self.d = _normal(rng, 4, d, d), d
 
     def weights(self, heads: _Heads) -> tuple[jax.Array, ...]:
         """The four weights capped at spectral norm 1."""
-        return tuple(capped(self.w[i], 1.0) for i in range(4))
+        return tuple(layers.capped(self.w[i], 1.0) for i in range(4))
 
     def __call__(self, z: jax.Array, a: dict[str, Any]) -> jax.Array:
         """One primal-dual step on ``z = [X, Y]``."""
-        return pdhg_cell(z, a, a["weights"], self.d, _scatter)
+        return layers.pdhg_cell(z, a, a["weights"], self.d, _scatter)
 
 
 class _Implicit(eqx.Module):
@@ -178,6 +159,13 @@ class _Implicit(eqx.Module):
     d: int = eqx.field(static=True)
     n: int = eqx.field(static=True)
     m: int = eqx.field(static=True)
+
+    def __init__(self, d: int, n: int, m: int, rng: np.random.Generator, cell: Any, options: SolveOptions):
+        """Encoders and heads of width ``d`` drawn from ``rng``, then the cell ``cell(rng)`` under a DEQ."""
+        self.enc_v, self.enc_c = _MLP(VAR_FEATURES, d, d, rng), _MLP(CON_FEATURES, d, d, rng)
+        self.heads = _Heads(d, rng)
+        self.deq = DEQ(cell(rng), options)
+        self.d, self.n, self.m = d, n, m
 
     def _args(self, g: Graph) -> dict[str, Any]:
         return {
@@ -193,7 +181,7 @@ class _Implicit(eqx.Module):
         return jnp.zeros((g["var"].shape[0], (self.n + self.m) * self.d), g["var"].dtype)
 
     def _readout(self, z: jax.Array) -> tuple[jax.Array, jax.Array]:
-        hv, hc = split_state(z, self.n, self.d)
+        hv, hc = layers.split_state(z, self.n, self.d)
         return self.heads.primal(hv), self.heads.dual(hc)
 
     def _iterate_exactly(self, g: Graph, budget: jax.Array | int) -> tuple[jax.Array, dict[str, Any]]:
@@ -220,10 +208,7 @@ class DEQGNN(_Implicit):
 
     def __init__(self, spec: ModelSpec, n: int, m: int, rng: np.random.Generator):
         d = spec.gnn_width
-        self.enc_v, self.enc_c = _MLP(VAR_FEATURES, d, d, rng), _MLP(CON_FEATURES, d, d, rng)
-        self.heads = _Heads(d, rng)
-        self.deq = DEQ(GNNCell(d, n, spec.gamma, rng), **spec.solve_options("gnn"))
-        self.d, self.n, self.m = d, n, m
+        super().__init__(d, n, m, rng, lambda rng: GNNCell(d, spec.gamma, rng), spec.solve_options("gnn"))
 
 
 class LearnedPDHG(_Implicit):
@@ -231,14 +216,11 @@ class LearnedPDHG(_Implicit):
 
     def __init__(self, spec: ModelSpec, n: int, m: int, rng: np.random.Generator):
         d = spec.hidden
-        self.enc_v, self.enc_c = _MLP(VAR_FEATURES, d, d, rng), _MLP(CON_FEATURES, d, d, rng)
-        self.heads = _Heads(d, rng)
-        self.deq = DEQ(PDHGCell(d, n, rng), **spec.solve_options("pdhg"))
-        self.d, self.n, self.m = d, n, m
+        super().__init__(d, n, m, rng, lambda rng: PDHGCell(d, rng), spec.solve_options("pdhg"))
 
 
 class ExplicitGNN(eqx.Module):
-    """``layers`` untied blocks of the DEQ-GNN's architecture (no weight caps), from a zero state."""
+    """``depth`` untied blocks of the DEQ-GNN's architecture (no weight caps), from a zero state."""
 
     enc_v: _MLP
     enc_c: _MLP
@@ -247,17 +229,17 @@ class ExplicitGNN(eqx.Module):
     w2: jax.Array
     u: jax.Array
 
-    def __init__(self, d: int, layers: int, rng: np.random.Generator):
+    def __init__(self, d: int, depth: int, rng: np.random.Generator):
         self.enc_v, self.enc_c = _MLP(VAR_FEATURES, d, d, rng), _MLP(CON_FEATURES, d, d, rng)
         self.heads = _Heads(d, rng)
-        self.w1, self.w2 = _normal(rng, layers, d, d), _normal(rng, layers, d, d)
-        self.u = _normal(rng, layers, d)
+        self.w1, self.w2 = _normal(rng, depth, d, d), _normal(rng, depth, d, d)
+        self.u = _normal(rng, depth, d)
 
     def __call__(self, g: Graph, budget: int | None = None) -> tuple[jax.Array, jax.Array]:
         """Scaled (x, y) after all layers (``budget`` is ignored: the depth is fixed)."""
         blocks = ((self.w1[i], self.w2[i], self.u[i]) for i in range(self.w1.shape[0]))
         heads = self.heads
-        hv, hc = explicit_layers(
+        hv, hc = layers.explicit_layers(
             self.enc_v(g["var"]), self.enc_c(g["con"]), g, blocks, heads.primal, _scatter
         )
         return heads.primal(hv), heads.dual(hc)
@@ -280,34 +262,20 @@ def build_models(spec: ModelSpec, n: int, m: int, seed: int = 0) -> dict[str, eq
 
 
 def train(
-    model: eqx.Module,
-    data: GraphBatch,
-    x: np.ndarray,
-    y: np.ndarray,
-    *,
-    batch: int,
-    lr: float,
-    device: str,
-    config: TrainConfig,
-    warm_start: bool = False,
-    dual_weight: float = 1.0,
+    model: eqx.Module, data: GraphBatch, x: np.ndarray, y: np.ndarray, run: training.TrainRun, device: str
 ) -> tuple[eqx.Module, float]:
-    """Adam (cosine decay) on :func:`~deq_opt.models.training.loss_function` through deq-core's ``fit``.
-
-    Batches of ``batch`` instances are drawn with replacement by numpy (seeded by ``config.seed``); with
-    ``warm_start`` an implicit model's solve for each instance starts from that instance's last equilibrium.
-    Returns the trained model and its last loss.
-    """
+    """``run`` through deq-core's ``fit`` with Adam and cosine decay (batches drawn by numpy, seeded by
+    ``run.config.seed``); the trained model and its last loss."""
     dtype = _dtype(model)
     arrays = (graph_arrays(data, dtype), jnp.asarray(x, dtype), jnp.asarray(y, dtype))
-    warm = warm_cache(model, data.size, isinstance(model, _Implicit), warm_start)
-    rng = np.random.default_rng(config.seed)
-    count = min(batch, data.size)
-    batches = (training_batch(arrays, rng.integers(0, data.size, count), warm) for _ in itertools.count())
-    optimizer = optax.adam(optax.cosine_decay_schedule(lr, config.steps))
-    model, history = fit(
-        model, optimizer, loss_function(dual_weight, warm is not None), batches, config, warm=warm
+    warm = training.warm_cache(model, data.size, isinstance(model, _Implicit), run.warm_start)
+    rng, count = np.random.default_rng(run.config.seed), min(run.batch, data.size)
+    batches = (
+        training.training_batch(arrays, rng.integers(0, data.size, count), warm) for _ in itertools.count()
     )
+    optimizer = optax.adam(optax.cosine_decay_schedule(run.lr, run.config.steps))
+    loss = training.loss_function(run.dual_weight, warm is not None)
+    model, history = fit(model, optimizer, loss, batches, run.config, warm=warm)
     return model, history.losses[-1][1]
 
 
@@ -318,7 +286,7 @@ def _outputs(model: eqx.Module, g: Graph, budget: jax.Array) -> tuple[jax.Array,
     ``budget`` is traced: one compilation serves every budget (and both :func:`predict` and :func:`residual`).
     """
     z, args = model._iterate_exactly(g, budget)
-    res = relative_residual(model.deq.cell(z, args), z)
+    res = layers.relative_residual(model.deq.cell(z, args), z)
     return (*model._readout(z), res)
 
 
@@ -326,14 +294,6 @@ def _outputs(model: eqx.Module, g: Graph, budget: jax.Array) -> tuple[jax.Array,
 def _forward_full(model: eqx.Module, g: Graph) -> tuple[jax.Array, jax.Array]:
     """Scaled (x, y) at the equilibrium (implicit models) or after all layers (explicit)."""
     return model(g)
-
-
-def _chunks(data: GraphBatch, chunk: int, dtype: Any):  # noqa: ANN202
-    """``(arrays, valid)`` per chunk, each padded to exactly ``chunk`` instances (repeating instance 0)."""
-    for lo in range(0, data.size, chunk):
-        index = np.arange(lo, lo + chunk)
-        valid = int(np.sum(index < data.size))
-        yield graph_arrays(data.take(np.where(index < data.size, index, 0)), dtype), valid
 
 
 def predict(
@@ -344,7 +304,8 @@ def predict(
     Inputs are padded to whole chunks of a fixed size, so a model compiles once whatever the batch size.
     """
     xs, ys = [], []
-    for g, valid in _chunks(data, chunk, _dtype(model)):
+    for part, valid in data.chunks(chunk, pad=True):
+        g = graph_arrays(part, _dtype(model))
         if budget is None or not isinstance(model, _Implicit):
             px, py = _forward_full(model, g)
         else:
@@ -356,8 +317,8 @@ def predict(
 
 def residual(model: eqx.Module, data: GraphBatch, budget: int, device: str, chunk: int = 64) -> np.ndarray:
     """Per-instance relative fixed-point residuals after ``budget`` iterations."""
-    out = [
-        np.asarray(_outputs(model, g, jnp.asarray(budget, jnp.int32))[2], np.float64)[:valid]
-        for g, valid in _chunks(data, chunk, _dtype(model))
-    ]
-    return np.concatenate(out)
+    steps, dtype = jnp.asarray(budget, jnp.int32), _dtype(model)
+    parts = data.chunks(chunk, pad=True)
+    return np.concatenate(
+        [np.asarray(_outputs(model, graph_arrays(p, dtype), steps)[2], np.float64)[:n] for p, n in parts]
+    )

@@ -1,15 +1,26 @@
-"""Backend-free model hyper-parameters and parameter-count arithmetic shared by the torch and JAX models."""
+"""Backend-free model hyper-parameters and parameter-count arithmetic shared by the torch and JAX models.
+
+The implicit models' solver options are one :class:`deq_core.config.SolveOptions`, validated by deq-core
+when it is built (:func:`deq_solve`); every mistake in these settings is a
+:class:`deq_core.errors.ConfigError`.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
 
-from deq_core import Phantom, Picard
+from deq_core.config import Phantom, Picard, SolveOptions, solve_options
+from deq_core.errors import ConfigError
 from deq_opt.models.graphs import CON_FEATURES, VAR_FEATURES
 
-__all__ = ["ModelSpec", "explicit_params", "gnn_params", "matching_width", "pdhg_params"]
+__all__ = ["ModelSpec", "deq_solve", "explicit_params", "gnn_params", "matching_width", "pdhg_params"]
+
+
+def deq_solve(train_iter: int = 16, tol: float = 1e-4, damping: float = 0.5) -> SolveOptions:
+    """The learned PDHG's solve: up to ``train_iter`` damped Picard steps to ``tol``; phantom gradient."""
+    return solve_options(Picard(damping=damping), Phantom(steps=5, tau=0.5), tol=tol, max_iter=train_iter)
 
 
 @dataclass(frozen=True)
@@ -22,18 +33,18 @@ class ModelSpec:
     hidden: int = 41
     gamma: float = 0.99
     explicit_layers: int = 4
-    train_iter: int = 16
-    tol: float = 1e-4
-    pdhg_damping: float = 0.5
+    solve: SolveOptions = field(default_factory=deq_solve)
 
     def __post_init__(self) -> None:
         """Validate ranges."""
+        for name in ("hidden", "explicit_layers"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"ModelSpec.{name} must be an integer >= 1, got {value!r}")
         if not 0 < self.gamma < 1:
-            raise ValueError(f"ModelSpec.gamma must be in (0, 1) for a contraction, got {self.gamma}")
-        if min(self.hidden, self.explicit_layers, self.train_iter) < 1:
-            raise ValueError("ModelSpec hidden, explicit_layers and train_iter must be >= 1")
-        if not 0 < self.pdhg_damping <= 1:
-            raise ValueError(f"ModelSpec.pdhg_damping must be in (0, 1], got {self.pdhg_damping}")
+            raise ConfigError(f"ModelSpec.gamma must be in (0, 1) for a contraction, got {self.gamma}")
+        if not isinstance(self.solve, SolveOptions):
+            raise ConfigError(f"ModelSpec.solve must be a SolveOptions, got {type(self.solve).__name__}")
 
     @property
     def gnn_width(self) -> int:
@@ -45,14 +56,9 @@ class ModelSpec:
         """The explicit GNN width whose parameter count is closest to the learned PDHG's."""
         return matching_width(lambda d: explicit_params(d, self.explicit_layers), pdhg_params(self.hidden))
 
-    def solve_options(self, kind: str) -> dict[str, Any]:
-        """deq-core options: DEQ-GNN (Picard), learned PDHG (damped Picard); both phantom gradients."""
-        return {
-            "solver": Picard(damping=1.0 if kind == "gnn" else self.pdhg_damping),
-            "backward": Phantom(steps=5, tau=0.5),
-            "tol": self.tol,
-            "max_iter": self.train_iter,
-        }
+    def solve_options(self, kind: str) -> SolveOptions:
+        """The solve of the learned PDHG (``kind="pdhg"``) or of the DEQ-GNN (the same, undamped Picard)."""
+        return self.solve if kind == "pdhg" else dataclasses.replace(self.solve, solver=Picard(damping=1.0))
 
 
 def _encoders_and_heads(d: int) -> int:

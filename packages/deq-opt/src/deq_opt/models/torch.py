@@ -13,22 +13,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from deq_core.config import SolveOptions
 from deq_core.torch import DEQ
 from deq_core.torch.analysis import iterate_exactly
 from deq_core.torch.train import fit
-from deq_core.training import TrainConfig
+from deq_opt.models import layers, training
 from deq_opt.models.graphs import CON_FEATURES, VAR_FEATURES, GraphBatch
-from deq_opt.models.layers import (
-    capped,
-    explicit_layers,
-    gnn_cell,
-    gnn_weights,
-    pdhg_cell,
-    relative_residual,
-    split_state,
-)
 from deq_opt.models.spec import ModelSpec
-from deq_opt.models.training import loss_function, training_batch, warm_cache
 
 __all__ = [
     "DEQGNN",
@@ -47,15 +38,8 @@ Graph = dict[str, torch.Tensor]
 
 def graph_tensors(batch: GraphBatch, device: str | torch.device, dtype: torch.dtype = torch.float32) -> Graph:
     """The batch's arrays as tensors on ``device`` (values in ``dtype``, indices int64)."""
-    as_t = lambda a, dt: torch.as_tensor(np.ascontiguousarray(a), dtype=dt, device=device)  # noqa: E731
-    return {
-        "var": as_t(batch.var, dtype),
-        "con": as_t(batch.con, dtype),
-        "bounds": as_t(batch.bounds, dtype),
-        "rows": as_t(batch.rows, torch.int64),
-        "cols": as_t(batch.cols, torch.int64),
-        "vals": as_t(batch.vals, dtype),
-    }
+    as_t = lambda dt: lambda a: torch.as_tensor(np.ascontiguousarray(a), dtype=dt, device=device)  # noqa: E731
+    return batch.arrays(as_t(dtype), as_t(torch.int64))
 
 
 def _dtype(model: nn.Module) -> torch.dtype:
@@ -95,9 +79,9 @@ class _Heads(nn.Module):
 class GNNCell(nn.Module):
     """The contractive DEQ-GNN block (:func:`deq_opt.models.layers.gnn_cell`) and its parameters."""
 
-    def __init__(self, d: int, n: int, m: int, gamma: float, heads: _Heads):
+    def __init__(self, d: int, gamma: float, heads: _Heads):
         super().__init__()
-        self.d, self.n, self.m, self.gamma = d, n, m, gamma
+        self.d, self.gamma = d, gamma
         self.w1 = nn.Parameter(torch.randn(d, d) / d**0.5)
         self.w2 = nn.Parameter(torch.randn(d, d) / d**0.5)
         self.u = nn.Parameter(torch.randn(d) / d**0.5)
@@ -110,12 +94,12 @@ class GNNCell(nn.Module):
         """The capped weights (computed once per solve, passed to :meth:`forward` through its arguments)."""
         tau = torch.sigmoid(self.step[0])
         cell = {"w1": self.w1, "w2": self.w2, "u": self.u, "u2": self.u2, "wy": self.wy}
-        capped = gnn_weights(cell, self.heads.x.weight.reshape(self.d), tau, self.gamma)
+        capped = layers.gnn_weights(cell, self.heads.x.weight.reshape(self.d), tau, self.gamma)
         return capped | {"tau": tau, "a": self.step[1]}
 
     def forward(self, z: torch.Tensor, a: dict[str, Any]) -> torch.Tensor:
         """One application of the block to the state ``z = [h_v, h_c]`` (B, (n + m) d)."""
-        return gnn_cell(z, a, a["weights"], self.d, self.heads.primal, _scatter)
+        return layers.gnn_cell(z, a, a["weights"], self.d, self.heads.primal, _scatter)
 
 
 class PDHGCell(nn.Module):
@@ -124,29 +108,29 @@ class PDHGCell(nn.Module):
     Not contractive by construction: solved with damped Picard, its residuals are reported.
     """
 
-    def __init__(self, d: int, n: int, m: int):
+    def __init__(self, d: int):
         super().__init__()
-        self.d, self.n = d, n
+        self.d = d
         self.w = nn.Parameter(torch.randn(4, d, d) / d**0.5)
 
     def weights(self) -> tuple[torch.Tensor, ...]:
         """The four weights capped at spectral norm 1 (computed once per solve)."""
-        return tuple(capped(self.w[i], 1.0) for i in range(4))
+        return tuple(layers.capped(self.w[i], 1.0) for i in range(4))
 
     def forward(self, z: torch.Tensor, a: dict[str, Any]) -> torch.Tensor:
         """One primal-dual step on ``z = [X, Y]``."""
-        return pdhg_cell(z, a, a["weights"], self.d, _scatter)
+        return layers.pdhg_cell(z, a, a["weights"], self.d, _scatter)
 
 
 class _Implicit(nn.Module):
     """Encoders + a DEQ over a cell + readout heads; ``forward(g, budget)`` -> scaled (x, y)."""
 
-    def __init__(self, cell: nn.Module, d: int, n: int, m: int, heads: _Heads, **solve: Any):
+    def __init__(self, cell: nn.Module, d: int, n: int, m: int, heads: _Heads, options: SolveOptions):
         super().__init__()
         self.d, self.n, self.m = d, n, m
         self.enc_v, self.enc_c = _encoder(VAR_FEATURES, d), _encoder(CON_FEATURES, d)
         self.heads = heads
-        self.deq = DEQ(cell, **solve)
+        self.deq = DEQ(cell, options)
 
     def _args(self, g: Graph) -> dict[str, Any]:
         return {
@@ -161,7 +145,7 @@ class _Implicit(nn.Module):
         return g["var"].new_zeros(g["var"].shape[0], (self.n + self.m) * self.d)
 
     def _readout(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        hv, hc = split_state(z, self.n, self.d)
+        hv, hc = layers.split_state(z, self.n, self.d)
         return self.heads.primal(hv), self.heads.dual(hc)
 
     def solve(
@@ -182,7 +166,7 @@ class _Implicit(nn.Module):
         """Per-instance relative residual ``||f(z_t) - z_t|| / ||f(z_t)||`` after ``budget`` steps."""
         args, z0 = self._args(g), self.zero_state(g)
         z = iterate_exactly(self.deq.cell, z0, args, budget, self.deq.options.solver)
-        return relative_residual(self.deq.cell(z, args), z)
+        return layers.relative_residual(self.deq.cell(z, args), z)
 
 
 class DEQGNN(_Implicit):
@@ -191,7 +175,7 @@ class DEQGNN(_Implicit):
     def __init__(self, spec: ModelSpec, n: int, m: int):
         d = spec.gnn_width
         heads = _Heads(d)
-        super().__init__(GNNCell(d, n, m, spec.gamma, heads), d, n, m, heads, **spec.solve_options("gnn"))
+        super().__init__(GNNCell(d, spec.gamma, heads), d, n, m, heads, spec.solve_options("gnn"))
 
 
 class LearnedPDHG(_Implicit):
@@ -199,26 +183,25 @@ class LearnedPDHG(_Implicit):
 
     def __init__(self, spec: ModelSpec, n: int, m: int):
         d = spec.hidden
-        super().__init__(PDHGCell(d, n, m), d, n, m, _Heads(d), **spec.solve_options("pdhg"))
+        super().__init__(PDHGCell(d), d, n, m, _Heads(d), spec.solve_options("pdhg"))
 
 
 class ExplicitGNN(nn.Module):
-    """``layers`` untied blocks of the DEQ-GNN's architecture (no weight caps), from a zero state."""
+    """``depth`` untied blocks of the DEQ-GNN's architecture (no weight caps), from a zero state."""
 
-    def __init__(self, d: int, layers: int, n: int, m: int):
+    def __init__(self, d: int, depth: int):
         super().__init__()
-        self.d, self.n, self.m = d, n, m
         self.enc_v, self.enc_c = _encoder(VAR_FEATURES, d), _encoder(CON_FEATURES, d)
         self.heads = _Heads(d)
-        self.w1 = nn.Parameter(torch.randn(layers, d, d) / d**0.5)
-        self.w2 = nn.Parameter(torch.randn(layers, d, d) / d**0.5)
-        self.u = nn.Parameter(torch.randn(layers, d) / d**0.5)
+        self.w1 = nn.Parameter(torch.randn(depth, d, d) / d**0.5)
+        self.w2 = nn.Parameter(torch.randn(depth, d, d) / d**0.5)
+        self.u = nn.Parameter(torch.randn(depth, d) / d**0.5)
 
     def forward(self, g: Graph, budget: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Scaled (x, y) after all layers (``budget`` is ignored: the depth is fixed)."""
         blocks = zip(self.w1, self.w2, self.u, strict=True)
         heads = self.heads
-        hv, hc = explicit_layers(
+        hv, hc = layers.explicit_layers(
             self.enc_v(g["var"]), self.enc_c(g["con"]), g, blocks, heads.primal, _scatter
         )
         return heads.primal(hv), heads.dual(hc)
@@ -234,43 +217,29 @@ def build_models(spec: ModelSpec, n: int, m: int) -> dict[str, nn.Module]:
     return {
         "pdhg": LearnedPDHG(spec, n, m),
         "gnn": DEQGNN(spec, n, m),
-        "explicit": ExplicitGNN(spec.explicit_width, spec.explicit_layers, n, m),
+        "explicit": ExplicitGNN(spec.explicit_width, spec.explicit_layers),
     }
 
 
 def train(
-    model: nn.Module,
-    data: GraphBatch,
-    x: np.ndarray,
-    y: np.ndarray,
-    *,
-    batch: int,
-    lr: float,
-    device: str,
-    config: TrainConfig,
-    warm_start: bool = False,
-    dual_weight: float = 1.0,
+    model: nn.Module, data: GraphBatch, x: np.ndarray, y: np.ndarray, run: training.TrainRun, device: str
 ) -> tuple[nn.Module, float]:
-    """Adam (cosine schedule) on :func:`~deq_opt.models.training.loss_function` through deq-core's ``fit``.
-
-    Batches of ``batch`` instances are drawn with replacement; with ``warm_start`` an implicit model's solve
-    for each instance starts from that instance's last equilibrium. Returns the model and its last loss.
-    """
+    """``run`` through deq-core's ``fit`` with Adam and a cosine schedule; the model and its last loss."""
     model.to(device)
     dtype = _dtype(model)
     as_t = lambda a: torch.as_tensor(a, dtype=dtype, device=device)  # noqa: E731
     arrays = (graph_tensors(data, device, dtype), as_t(x), as_t(y))
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.steps)
-    warm = warm_cache(model, data.size, isinstance(model, _Implicit), warm_start)
-    count = min(batch, data.size)
+    optimizer = torch.optim.Adam(model.parameters(), lr=run.lr)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, run.config.steps)
+    warm = training.warm_cache(model, data.size, isinstance(model, _Implicit), run.warm_start)
+    count = min(run.batch, data.size)
 
     def sample(step: int, generator: torch.Generator) -> Any:
         index = torch.randint(0, data.size, (count,), generator=generator)
-        return training_batch(arrays, index.to(device), warm)
+        return training.training_batch(arrays, index.to(device), warm)
 
-    loss = loss_function(dual_weight, warm is not None)
-    history = fit(model, optimizer, loss, sample, config, scheduler=schedule, warm=warm)
+    loss = training.loss_function(run.dual_weight, warm is not None)
+    history = fit(model, optimizer, loss, sample, run.config, scheduler=schedule, warm=warm)
     model.eval()
     return model, history.losses[-1][1]
 
@@ -279,13 +248,9 @@ def predict(
     model: nn.Module, data: GraphBatch, budget: int | None, device: str, chunk: int = 256
 ) -> tuple[np.ndarray, np.ndarray]:
     """Scaled (x, y) as numpy after exactly ``budget`` iterations (None: the equilibrium / full depth)."""
-    xs, ys = [], []
     with torch.no_grad():
-        for lo in range(0, data.size, chunk):
-            px, py = model(graph_tensors(data.take(slice(lo, lo + chunk)), device, _dtype(model)), budget)
-            xs.append(px.double().cpu().numpy())
-            ys.append(py.double().cpu().numpy())
-    return np.concatenate(xs), np.concatenate(ys)
+        out = [model(graph_tensors(part, device, _dtype(model)), budget) for part, _ in data.chunks(chunk)]
+    return tuple(np.concatenate([o[i].double().cpu().numpy() for o in out]) for i in (0, 1))
 
 
 def residual(model: nn.Module, data: GraphBatch, budget: int, device: str) -> np.ndarray:

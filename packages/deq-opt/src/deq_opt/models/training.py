@@ -10,12 +10,13 @@ checkpoint, so an interrupted run resumes exactly).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from deq_core.training import TrainConfig, WarmStartCache
 from deq_opt.models.layers import supervised_loss
 
-__all__ = ["loss_function", "train_config", "training_batch", "warm_cache"]
+__all__ = ["TrainRun", "loss_function", "train_config", "training_batch", "warm_cache"]
 
 Arrays = tuple[dict[str, Any], Any, Any]  # (graph arrays, scaled x*, scaled y*) of the training set
 
@@ -23,6 +24,19 @@ Arrays = tuple[dict[str, Any], Any, Any]  # (graph arrays, scaled x*, scaled y*)
 def train_config(steps: int, seed: int, **options: Any) -> TrainConfig:
     """``steps`` optimizer steps seeded by ``seed``, on one device; ``options``: TrainConfig's others."""
     return TrainConfig(steps=steps, seed=seed, data_parallel=False, **options)
+
+
+@dataclass(frozen=True)
+class TrainRun:
+    """How a model trains: ``config`` (steps, seed, checkpoints), ``batch`` instances drawn with replacement
+    per step, Adam's peak learning rate ``lr`` (cosine decay), the dual error's weight in the loss, and
+    whether an implicit model's solves start from each instance's last equilibrium (``warm_start``)."""
+
+    config: TrainConfig
+    batch: int
+    lr: float
+    dual_weight: float = 1.0
+    warm_start: bool = False
 
 
 def warm_cache(model: Any, size: int, implicit: bool, warm_start: bool) -> WarmStartCache | None:

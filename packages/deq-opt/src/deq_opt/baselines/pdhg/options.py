@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from deq_core.errors import ConfigError
+
 __all__ = ["PDHGOptions"]
 
 
@@ -36,20 +38,20 @@ class PDHGOptions:
     progress: bool = False
 
     def __post_init__(self) -> None:
-        """Validate ranges."""
+        """Validate ranges (a ConfigError names the field)."""
         if not self.tol > 0:
-            raise ValueError(f"PDHGOptions.tol must be > 0, got {self.tol}")
+            raise ConfigError(f"PDHGOptions.tol must be > 0, got {self.tol}")
         if self.max_iter < 1 or self.check_every < 1:
-            raise ValueError("PDHGOptions.max_iter and check_every must be >= 1")
+            raise ConfigError("PDHGOptions.max_iter and check_every must be >= 1")
         if self.ruiz_iters < 0:
-            raise ValueError(f"PDHGOptions.ruiz_iters must be >= 0, got {self.ruiz_iters}")
+            raise ConfigError(f"PDHGOptions.ruiz_iters must be >= 0, got {self.ruiz_iters}")
         if not 0 < self.step_safety < 1:
-            raise ValueError(f"PDHGOptions.step_safety must be in (0, 1), got {self.step_safety}")
+            raise ConfigError(f"PDHGOptions.step_safety must be in (0, 1), got {self.step_safety}")
         if self.step_rule not in ("adaptive", "constant"):
-            raise ValueError(
+            raise ConfigError(
                 f"PDHGOptions.step_rule must be 'adaptive' or 'constant', got {self.step_rule!r}"
             )
         if not (self.step_reduction_exponent > 0 and self.step_growth_exponent > 0):
-            raise ValueError("PDHGOptions.step_reduction_exponent and step_growth_exponent must be > 0")
+            raise ConfigError("PDHGOptions.step_reduction_exponent and step_growth_exponent must be > 0")
         if not 0 <= self.primal_weight_smoothing <= 1:
-            raise ValueError("PDHGOptions.primal_weight_smoothing must be in [0, 1]")
+            raise ConfigError("PDHGOptions.primal_weight_smoothing must be in [0, 1]")

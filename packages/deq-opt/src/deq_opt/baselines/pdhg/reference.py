@@ -7,17 +7,16 @@ from typing import Any
 
 import numpy as np
 
-from deq_opt.baselines.pdhg.iteration import EagerLoop, State, run_checks
 from deq_opt.baselines.pdhg.options import PDHGOptions
 from deq_opt.baselines.pdhg.scaling import ScaledLP
-from deq_opt.baselines.pdhg.solve import solve_pdhg
+from deq_opt.baselines.pdhg.solve import EagerBackend, solve_pdhg
 from deq_opt.baselines.result import LPResult
 from deq_opt.operators.lp import LinearProgram
 
 __all__ = ["solve_pdhg_numpy"]
 
 
-class _Numpy:
+class _Numpy(EagerBackend):
     """The numpy :class:`~deq_opt.baselines.pdhg.solve.Backend` (float64, scipy CSR products)."""
 
     name = "numpy"
@@ -30,12 +29,6 @@ class _Numpy:
 
     def asarray(self, v: np.ndarray) -> np.ndarray:
         return np.asarray(v, dtype=np.float64)
-
-    def matvecs(self, P: dict) -> tuple[Any, Any]:
-        return (lambda v: P["A"] @ v), (lambda v: P["AT"] @ v)
-
-    def chunk(self, P: dict, state: State, opts: PDHGOptions, n_checks: int) -> State:
-        return run_checks(P, state, *self.matvecs(P), EagerLoop(), opts, n_checks)
 
     def to_numpy(self, a: Any) -> np.ndarray:
         return np.asarray(a, dtype=np.float64)

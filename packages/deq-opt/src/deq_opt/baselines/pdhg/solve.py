@@ -13,13 +13,13 @@ from typing import Any, Protocol
 import numpy as np
 from tqdm.auto import tqdm
 
-from deq_opt.baselines.pdhg.iteration import State, initial_state, problem_vectors
+from deq_opt.baselines.pdhg.iteration import EagerLoop, State, initial_state, problem_vectors, run_checks
 from deq_opt.baselines.pdhg.options import PDHGOptions
 from deq_opt.baselines.pdhg.scaling import ScaledLP, prepare
 from deq_opt.baselines.result import LPResult
 from deq_opt.operators.lp import LinearProgram
 
-__all__ = ["Backend", "solve_pdhg"]
+__all__ = ["Backend", "EagerBackend", "solve_pdhg"]
 
 STATUS = {0: "iteration_limit", 1: "optimal", 2: "infeasible", 3: "unbounded"}
 CHECKS_PER_CHUNK = 16
@@ -47,6 +47,22 @@ class Backend(Protocol):
 
     def to_numpy(self, a: Any) -> np.ndarray:
         """A device array as float64 numpy."""
+
+
+class EagerBackend:
+    """The part of a :class:`Backend` shared by eager frameworks (numpy, torch): no scope, a Python loop."""
+
+    def context(self) -> contextlib.AbstractContextManager:
+        """No scope."""
+        return contextlib.nullcontext()
+
+    def matvecs(self, P: dict) -> tuple[Any, Any]:
+        """``(v -> P["A"] @ v, v -> P["AT"] @ v)``."""
+        return (lambda v: P["A"] @ v), (lambda v: P["AT"] @ v)
+
+    def chunk(self, P: dict, state: State, opts: PDHGOptions, n_checks: int) -> State:
+        """``run_checks`` with :class:`~deq_opt.baselines.pdhg.iteration.EagerLoop`."""
+        return run_checks(P, state, *self.matvecs(P), EagerLoop(), opts, n_checks)
 
 
 def solve_pdhg(

@@ -6,18 +6,15 @@ the device and multiplies by the sparse matrix.
 
 from __future__ import annotations
 
-import contextlib
 import warnings
-from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 
-from deq_opt.baselines.pdhg.iteration import EagerLoop, State, run_checks
 from deq_opt.baselines.pdhg.options import PDHGOptions
 from deq_opt.baselines.pdhg.scaling import ScaledLP
-from deq_opt.baselines.pdhg.solve import solve_pdhg
+from deq_opt.baselines.pdhg.solve import EagerBackend, solve_pdhg
 from deq_opt.baselines.result import LPResult
 from deq_opt.operators.lp import LinearProgram
 
@@ -39,16 +36,13 @@ def _csr(M: sp.csr_matrix, device: torch.device, dtype: torch.dtype) -> torch.Te
         )
 
 
-class _Torch:
+class _Torch(EagerBackend):
     """The torch :class:`~deq_opt.baselines.pdhg.solve.Backend` on one device and dtype."""
 
     name = "torch"
 
     def __init__(self, device: torch.device, dtype: torch.dtype) -> None:
         self.device, self.dtype = device, dtype
-
-    def context(self) -> contextlib.AbstractContextManager:
-        return contextlib.nullcontext()
 
     def problem(self, p: ScaledLP, floats: dict[str, np.ndarray], flags: dict[str, np.ndarray]) -> dict:
         P = {key: self.asarray(v) for key, v in floats.items()}
@@ -57,12 +51,6 @@ class _Torch:
 
     def asarray(self, v: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(v, device=self.device).to(self.dtype)
-
-    def matvecs(self, P: dict) -> tuple[Any, Any]:
-        return (lambda v: torch.mv(P["A"], v)), (lambda v: torch.mv(P["AT"], v))
-
-    def chunk(self, P: dict, state: State, opts: PDHGOptions, n_checks: int) -> State:
-        return run_checks(P, state, *self.matvecs(P), EagerLoop(), opts, n_checks)
 
     def to_numpy(self, a: torch.Tensor) -> np.ndarray:
         return a.to("cpu", torch.float64).numpy()
