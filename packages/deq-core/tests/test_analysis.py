@@ -199,18 +199,6 @@ def test_bad_inputs_are_named(bk):
         bk.analysis.iterate_exactly(lambda z, x: z[:, :2], x, None, 2)
 
 
-def test_old_name_iterate_warns_and_runs_exactly_t_steps(bk):
-    """``analysis.iterate`` stays as a deprecated alias while the domain packages still call it."""
-    half = lambda z, x: 0.5 * z + x
-    x = bk.array(np.ones((2, 3)))
-    with pytest.warns(DeprecationWarning, match="renamed iterate_exactly"):
-        old = bk.analysis.iterate(half, x, x, 3)
-    np.testing.assert_array_equal(bk.numpy(old), bk.numpy(bk.analysis.iterate_exactly(half, x, x, 3)))
-
-
-# --- backend-free: budgets, summary, report schema, table, plot -------------------------------------------
-
-
 def test_budgets():
     assert check_budgets([1, 2, 5]) == [1, 2, 5]
     with pytest.raises(ValueError, match=r"budgets\[1\] must be an integer >= 1"):

@@ -11,7 +11,6 @@ jitted (``eqx.filter_jit``) for speed.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -70,17 +69,6 @@ def iterate_exactly(
     state = jax.tree.map(jnp.asarray, algorithm.init(ops, z))
     z, _ = jax.lax.fori_loop(0, steps, body, (z, state))
     return z.reshape(shape).astype(dtype)
-
-
-def iterate(*args: Any, **kwargs: Any) -> Any:
-    """Deprecated name of :func:`iterate_exactly`, kept only until the domain packages have moved over."""
-    warnings.warn(
-        "deq_core.jax.analysis.iterate is renamed iterate_exactly (deq_core.engine.loop.iterate is the "
-        "engine's early-stopping loop, a different function)",
-        DeprecationWarning,
-        stacklevel=2,
-    )
-    return iterate_exactly(*args, **kwargs)
 
 
 def deq_iterate_exactly(deq: eqx.Module, x: jax.Array, steps: int, z0: jax.Array | None = None) -> jax.Array:

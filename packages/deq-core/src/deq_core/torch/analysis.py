@@ -10,7 +10,6 @@ a training graph. Functions ``fn`` analysed here map a batch to a batch and must
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -61,17 +60,6 @@ def iterate_exactly(
         messages.check_output(tuple(shape), fz, torch.Tensor, "torch.Tensor")
         z, state = algorithm.step(ops, state, z, fz.reshape(batch, -1).to(work))
     return z.reshape(shape).to(dtype)
-
-
-def iterate(*args: Any, **kwargs: Any) -> Any:
-    """Deprecated name of :func:`iterate_exactly`, kept only until the domain packages have moved over."""
-    warnings.warn(
-        "deq_core.torch.analysis.iterate is renamed iterate_exactly (deq_core.engine.loop.iterate is the "
-        "engine's early-stopping loop, a different function)",
-        DeprecationWarning,
-        stacklevel=2,
-    )
-    return iterate_exactly(*args, **kwargs)
 
 
 def deq_iterate_exactly(
