@@ -264,8 +264,7 @@ def build_models(spec: ModelSpec, n: int, m: int, seed: int = 0) -> dict[str, eq
 def train(
     model: eqx.Module, data: GraphBatch, x: np.ndarray, y: np.ndarray, run: training.TrainRun, device: str
 ) -> tuple[eqx.Module, float]:
-    """``run`` through deq-core's ``fit`` with Adam and cosine decay (batches drawn by numpy, seeded by
-    ``run.config.seed``); the trained model and its last loss."""
+    """``run`` through deq-core's ``fit`` (Adam, cosine decay, numpy-drawn batches): model, last loss."""
     dtype = _dtype(model)
     arrays = (graph_arrays(data, dtype), jnp.asarray(x, dtype), jnp.asarray(y, dtype))
     warm = training.warm_cache(model, data.size, isinstance(model, _Implicit), run.warm_start)

@@ -224,7 +224,7 @@ def build_models(spec: ModelSpec, n: int, m: int) -> dict[str, nn.Module]:
 def train(
     model: nn.Module, data: GraphBatch, x: np.ndarray, y: np.ndarray, run: training.TrainRun, device: str
 ) -> tuple[nn.Module, float]:
-    """``run`` through deq-core's ``fit`` with Adam and a cosine schedule; the model and its last loss."""
+    """``run`` through deq-core's ``fit`` (Adam, cosine schedule, torch-drawn batches): model, last loss."""
     model.to(device)
     dtype = _dtype(model)
     as_t = lambda a: torch.as_tensor(a, dtype=dtype, device=device)  # noqa: E731
