@@ -7,6 +7,7 @@ everything runs under ``jax.jit`` on any device.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from typing import Any
 
@@ -261,6 +262,12 @@ def build_models(spec: ModelSpec, n: int, m: int, seed: int = 0) -> dict[str, eq
     }
 
 
+@functools.cache
+def _adam(lr: float, steps: int) -> optax.GradientTransformation:
+    """Adam with cosine decay from ``lr`` over ``steps``; one per setting, so fits share a compiled step."""
+    return optax.adam(optax.cosine_decay_schedule(lr, steps))
+
+
 def train(
     model: eqx.Module, data: GraphBatch, x: np.ndarray, y: np.ndarray, run: training.TrainRun, device: str
 ) -> tuple[eqx.Module, float]:
@@ -272,9 +279,8 @@ def train(
     batches = (
         training.training_batch(arrays, rng.integers(0, data.size, count), warm) for _ in itertools.count()
     )
-    optimizer = optax.adam(optax.cosine_decay_schedule(run.lr, run.config.steps))
     loss = training.loss_function(run.dual_weight, warm is not None)
-    model, history = fit(model, optimizer, loss, batches, run.config, warm=warm)
+    model, history = fit(model, _adam(run.lr, run.config.steps), loss, batches, run.config, warm=warm)
     return model, history.losses[-1][1]
 
 

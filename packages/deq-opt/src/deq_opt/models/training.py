@@ -9,6 +9,7 @@ checkpoint, so an interrupted run resumes exactly).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -56,8 +57,12 @@ def training_batch(arrays: Arrays, index: Any, warm: WarmStartCache | None) -> A
     return batch if warm is None else (index, batch)
 
 
+@functools.cache
 def loss_function(dual_weight: float, warm: bool) -> Callable[..., Any]:
-    """The supervised loss ``(model, batch)``, or with ``warm`` ``(model, batch, z0) -> (loss, z*)``."""
+    """The supervised loss ``(model, batch)``, or with ``warm`` ``(model, batch, z0) -> (loss, z*)``.
+
+    One function per setting, so repeated JAX fits with the same settings reuse one compiled step.
+    """
 
     def loss(model: Any, batch: Arrays) -> Any:
         graph, x, y = batch
