@@ -34,6 +34,17 @@ def _mse(prediction: Any, x: Any) -> Any:
     return array_namespace(prediction).mean((prediction - x) ** 2)
 
 
+def _config(steps: int, seed: int, checkpoint_dir: str | None, checkpoint_every: int | None) -> TrainConfig:
+    """The trainer's run: ``steps`` steps, loss logged 20 times, checkpoints where asked."""
+    return TrainConfig(
+        steps=steps,
+        seed=seed,
+        log_every=max(1, steps // 20),
+        checkpoint_dir=checkpoint_dir,
+        checkpoint_every=checkpoint_every,
+    )
+
+
 def train_implicit(
     backend: Backend,
     model: Any,
@@ -62,13 +73,7 @@ def train_implicit(
         z = net.deq.cell(z0, y) if cfg.backward == "jfb" else net.deq(y, z0)[0]
         return _mse(z, x), (z if backend.stores_prediction else z0)
 
-    config = TrainConfig(
-        steps=cfg.steps,
-        seed=seed,
-        log_every=max(1, cfg.steps // 20),
-        checkpoint_dir=checkpoint_dir,
-        checkpoint_every=checkpoint_every,
-    )
+    config = _config(cfg.steps, seed, checkpoint_dir, checkpoint_every)
     model, history = backend.fit(TrainingRun(model, cfg.lr, cfg.lr_schedule, loss_fn, sample, config, warm))
     log = {"losses": history.losses}
     if ages:
@@ -97,12 +102,6 @@ def train_explicit(
         x, y = batch
         return _mse(net(y), x)
 
-    config = TrainConfig(
-        steps=cfg.explicit_steps,
-        seed=seed + 1,
-        log_every=max(1, cfg.explicit_steps // 20),
-        checkpoint_dir=checkpoint_dir,
-        checkpoint_every=checkpoint_every,
-    )
+    config = _config(cfg.explicit_steps, seed + 1, checkpoint_dir, checkpoint_every)
     model, history = backend.fit(TrainingRun(model, cfg.lr, cfg.lr_schedule, loss_fn, sample, config))
     return model, {"losses": history.losses}
