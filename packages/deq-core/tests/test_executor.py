@@ -96,6 +96,16 @@ def test_atomic_write_replaces_whole_files_only(tmp_path):
         atomic_write(tmp_path / "missing" / "b.txt", "x")
 
 
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_atomic_write_gives_the_mode_the_umask_allows(tmp_path, umask, mode):
+    previous = os.umask(umask)
+    try:
+        written = atomic_write(tmp_path / "report.json", "{}")
+    finally:
+        os.umask(previous)
+    assert written.stat().st_mode & 0o777 == mode
+
+
 def _write_checkpoint(directory: CheckpointDir, step: int) -> None:
     directory.prepare()
     atomic_write(directory.path(step, "model.bin"), bytes(step))

@@ -1,4 +1,8 @@
-"""Atomic file writing: a temporary file in the target's directory, flushed to disk, then ``os.replace``."""
+"""Atomic file writing: a temporary file in the target's directory, flushed to disk, then ``os.replace``.
+
+The file gets the mode a plain ``open(path, "w")`` would give it (``0o666`` less the umask), not the
+``0o600`` of ``tempfile.mkstemp``, so collaborators can read results wherever the umask lets them.
+"""
 
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     temporary = Path(name)
     try:
         yield temporary
+        os.chmod(temporary, 0o666 & ~current_umask())
         with open(temporary, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(temporary, target)
@@ -38,6 +43,13 @@ def atomic_write(path: str | os.PathLike, data: bytes | str) -> Path:
     with atomic_path(path) as temporary:
         temporary.write_bytes(payload)
     return Path(path)
+
+
+def current_umask() -> int:
+    """The process's umask (read by setting it and putting it back; there is no read-only call)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _fsync_directory(directory: Path) -> None:
