@@ -9,22 +9,25 @@ import numpy as np
 
 
 def to_chw(image: np.ndarray, color: str, name: str) -> np.ndarray:
-    """Convert an (H, W), (H, W, 3) or (H, W, 4) image to float32 (C, H, W) in [0, 1] ('gray' or 'rgb')."""
+    """Convert an (H, W), (H, W, 3) or (H, W, 4) image to float32 (C, H, W) in [0, 1] ('gray' or 'rgb');
+    integer pixels are divided by their type's maximum (uint8 by 255, uint16 by 65535, int16 by 32767)."""
     if color not in ("gray", "rgb"):
         raise ValueError(f"color must be 'gray' or 'rgb', got {color!r}")
     a = np.asarray(image)
     if a.dtype == np.bool_:
         a = a.astype(np.float32)
-    elif a.dtype == np.uint8:
-        a = a.astype(np.float32) / 255.0
-    elif a.dtype == np.uint16:
-        a = a.astype(np.float32) / 65535.0
+    elif a.dtype.kind in "iu" and a.dtype.itemsize <= 4:
+        if a.size and a.min() < 0:
+            raise ValueError(f"{name}: {a.dtype.name} image has negative pixel values (expected 0 .. max)")
+        a = a.astype(np.float32) / float(np.iinfo(a.dtype).max)
     elif np.issubdtype(a.dtype, np.floating):
         a = a.astype(np.float32)
         if not np.all(np.isfinite(a)) or a.min() < 0 or a.max() > 1:
             raise ValueError(f"{name}: floating-point image must have finite values in [0, 1]")
     else:
-        raise ValueError(f"{name}: unsupported pixel type {a.dtype} (expected uint8, uint16, bool or float)")
+        raise ValueError(
+            f"{name}: unsupported pixel type {a.dtype} (expected 8, 16 or 32-bit integers, bool or float)"
+        )
     if a.ndim == 3 and a.shape[2] == 4:
         a = a[..., :3]
     if a.ndim == 2:
