@@ -142,5 +142,18 @@ def test_value_scale_picks_the_y_scale(values, decades, scale):
     from matplotlib.figure import Figure
 
     ax = Figure().subplots()
+    ax.set_yscale("log" if scale == "linear" else "linear")  # the scale is set, not left as it was
     assert value_scale(ax, values, decades=decades) == scale
     assert ax.get_yscale() == scale
+
+
+@pytest.mark.parametrize(
+    ("budgets", "named"), [([], "at least one"), ([0, 1], r"budgets\[0\]"), ([4, 2], "increasing")]
+)
+def test_budget_axis_refuses_bad_budgets_by_name(budgets, named):
+    from matplotlib.figure import Figure
+
+    from deq_core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=named):
+        budget_axis(Figure().subplots(), budgets)

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from deq_core.analysis.budgets import check_budgets
 from deq_core.files import atomic_path
 
 # Reference lines (explicit model, baselines) cycle through these so that equal values stay distinguishable.
@@ -34,10 +35,11 @@ def _labelled(budgets: Sequence[int], min_gap: float) -> set[int]:
 
 
 def budget_axis(ax: Any, budgets: Sequence[int]) -> None:
-    """Log x axis with plain integer tick labels at the budgets themselves (``1, 2, 4``, not ``2×10⁰``)."""
+    """Log x axis with plain integer tick labels at the budgets themselves (``1, 2, 4``, not ``2×10⁰``);
+    ``budgets`` must be increasing integers >= 1 (a ``ConfigError`` names a bad one)."""
     from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter, NullLocator
 
-    budgets = sorted({int(t) for t in budgets})
+    budgets = check_budgets(budgets)
     shown = _labelled(budgets, math.log10(budgets[-1] / budgets[0]) / 20)
     ax.set_xscale("log")
     ax.xaxis.set_major_locator(FixedLocator(budgets))
@@ -62,14 +64,16 @@ def value_scale(ax: Any, values: Iterable[float | None], decades: float = 2.0) -
     positive = [v for v in finite if v > 0]
     span = math.log10(max(positive) / min(positive)) if positive else 0.0
     if not positive or any(v < 0 for v in finite) or span < decades:
-        return "linear"
-    if len(positive) == len(finite):
-        ax.set_yscale("log")
-        return "log"
-    threshold = 10.0 ** math.floor(math.log10(min(positive)))
-    ax.set_yscale("symlog", linthresh=threshold, linscale=0.5)
-    ax.set_ylim(bottom=-0.4 * threshold)  # nothing is negative: only a margin below the zero row
-    return "symlog"
+        scale = "linear"
+    elif len(positive) == len(finite):
+        scale = "log"
+    else:
+        threshold = 10.0 ** math.floor(math.log10(min(positive)))
+        ax.set_yscale("symlog", linthresh=threshold, linscale=0.5)
+        ax.set_ylim(bottom=-0.4 * threshold)  # nothing is negative: only a margin below the zero row
+        return "symlog"
+    ax.set_yscale(scale)
+    return scale
 
 
 def _reference(ax: Any, value: float, label: str, color: str, k: int, count: int) -> None:
