@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from array_api_compat import array_namespace, device
+from array_api_compat import array_namespace, device, is_array_api_obj
 
 from deq_imaging.operators.shapes import check_batch_shape, check_float_dtype
 
@@ -67,6 +67,24 @@ def per_image(value: Any, like: Any, what: str) -> Any:
     if tuple(v.shape) != (like.shape[0],):
         raise ValueError(f"{what}: expected a scalar or shape ({like.shape[0]},), got {tuple(v.shape)}")
     return xp.reshape(v, (-1, 1, 1, 1))
+
+
+def prox_weight(mu: Any, like: Any, what: str) -> Any:
+    """:func:`per_image` of a proximal weight ``mu``, which must be finite and > 0.
+
+    ``(A*A + mu I)^-1`` exists for every operator only when ``mu > 0`` (``mu = 0`` leaves the unobserved part
+    of ``x`` undetermined: masked pixels, zeros of a blur's transfer function). Python numbers, lists and
+    numpy arrays are checked here; torch and JAX arrays are taken as given, since reading their values would
+    wait for the device in every iteration (and under ``jax.jit`` they have none): a framework caller keeps
+    its weights positive itself, as the HQS cell does with ``mu = exp(log_mu)``.
+    """
+    if not is_array_api_obj(mu) or isinstance(mu, np.ndarray | np.generic):
+        v = np.asarray(mu)
+        if v.dtype.kind not in "iuf" or not np.all(np.isfinite(v) & (v > 0)):
+            raise ValueError(
+                f"{what}: mu must be finite and > 0 (a number or one per image, shape (N,)), got {mu!r}"
+            )
+    return per_image(mu, like, f"{what} mu")
 
 
 def zero_pad(x: Any, top: int, bottom: int, left: int, right: int) -> Any:

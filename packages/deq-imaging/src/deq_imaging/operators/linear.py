@@ -3,10 +3,11 @@
 Each operator is built from numpy geometry (kernel transfer functions, masks, Radon angles) and computes with
 the namespace of the array it is given, in that array's precision and on its device: ``forward``,
 ``adjoint`` (the exact transpose) and ``norm()``; ``Identity``, ``CircularBlur`` and ``Inpainting`` also have
-the exact ``data_prox(y, z, mu) = (A*A + mu I)^-1 (A*y + mu z)``. Every map is differentiable in torch and
-JAX and works under ``jax.jit``. Only the Radon transform's sampling kernel differs per framework (it lives
-in :mod:`deq_imaging.operators.reference`, :mod:`~deq_imaging.operators.torch` and
-:mod:`~deq_imaging.operators.jax`, imported on first use).
+the exact ``data_prox(y, z, mu) = (A*A + mu I)^-1 (A*y + mu z)`` for a finite ``mu > 0`` (a number or one per
+image; :func:`~deq_imaging.operators.arrays.prox_weight` says which values are checked). Every map is
+differentiable in torch and JAX and works under ``jax.jit``. Only the Radon transform's sampling kernel
+differs per framework (it lives in :mod:`deq_imaging.operators.reference`,
+:mod:`~deq_imaging.operators.torch` and :mod:`~deq_imaging.operators.jax`, imported on first use).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 import numpy as np
 from array_api_compat import array_namespace, is_jax_namespace, is_numpy_namespace, is_torch_namespace
 
-from deq_imaging.operators.arrays import AXES, check, constant, per_image, power_norm, to_numpy, zero_pad
+from deq_imaging.operators.arrays import AXES, check, constant, power_norm, prox_weight, to_numpy, zero_pad
 from deq_imaging.operators.blur_geometry import BlurGeometry
 from deq_imaging.operators.masks import check_mask
 from deq_imaging.operators.radon_geometry import RadonGeometry, fbp_filter
@@ -45,10 +46,10 @@ class Identity:
         return 1.0
 
     def data_prox(self, y: Any, z: Any, mu: Any) -> Any:
-        """``(I + mu I)^-1 (y + mu z)``; ``mu`` scalar or per image (N,)."""
+        """``(I + mu I)^-1 (y + mu z)``; ``mu`` > 0 scalar or per image (N,)."""
         y = check(y, self.output_shape, "Identity.data_prox y")
         z = check(z, self.image_shape, "Identity.data_prox z")
-        m = per_image(mu, y, "mu")
+        m = prox_weight(mu, y, "Identity.data_prox")
         return (y + m * z) / (1 + m)
 
 
@@ -106,7 +107,7 @@ class CircularBlur(_FFTBlur):
         z = check(z, self.image_shape, "CircularBlur.data_prox z")
         xp = array_namespace(y)
         otf = constant(self.geometry.otf, y, complex_=True)
-        m = per_image(mu, y, "mu")
+        m = prox_weight(mu, y, "CircularBlur.data_prox")
         num = xp.conj(otf) * xp.fft.rfftn(y, axes=AXES) + m * xp.fft.rfftn(z, axes=AXES)
         x = xp.fft.irfftn(num / (xp.abs(otf) ** 2 + m), s=self.image_shape, axes=AXES)
         return xp.astype(x, y.dtype)
@@ -155,11 +156,11 @@ class Inpainting:
         return float(self.mask.max())
 
     def data_prox(self, y: Any, z: Any, mu: Any) -> Any:
-        """Exact ``(M + mu I)^-1 (M y + mu z)`` (pixelwise); ``mu`` > 0 scalar or per image (N,)."""
+        """Exact ``(M^2 + mu I)^-1 (M y + mu z)`` (pixelwise); ``mu`` > 0 scalar or per image (N,)."""
         my = self._apply(y, "Inpainting.data_prox y")
         z = check(z, self.image_shape, "Inpainting.data_prox z")
-        m = per_image(mu, y, "mu")
-        return (my + m * z) / (constant(self.mask, y) + m)
+        m = prox_weight(mu, y, "Inpainting.data_prox")
+        return (my + m * z) / (constant(self.mask**2, y) + m)
 
 
 def _sampling_kernel(a: Any) -> Any:

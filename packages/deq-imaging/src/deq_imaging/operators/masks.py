@@ -45,6 +45,6 @@ def check_mask(mask: np.ndarray) -> np.ndarray:
     m = np.asarray(mask, dtype=np.float64)
     if m.ndim not in (2, 3):
         raise ValueError(f"inpainting mask: expected shape (H, W) or (C, H, W), got {m.shape}")
-    if m.size == 0 or m.min() < 0 or m.max() > 1:
-        raise ValueError("inpainting mask: values must lie in [0, 1]")
+    if m.size == 0 or not np.all(np.isfinite(m)) or m.min() < 0 or m.max() > 1:
+        raise ValueError("inpainting mask: values must be finite and lie in [0, 1] (1 observed, 0 missing)")
     return m

@@ -13,9 +13,12 @@ for ``s = -center .. n_pad - 1 - center``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from deq_imaging.operators.shapes import positive_int
 
 FILTERS = ("ramp", "shepp-logan", "cosine", "hamming", "hann")
 
@@ -34,14 +37,19 @@ class RadonGeometry:
     @classmethod
     def build(cls, image_size: int, theta: np.ndarray | None = None, circle: bool = True) -> RadonGeometry:
         """Geometry for (image_size, image_size) images at angles ``theta`` (degrees)."""
-        n = int(image_size)
-        if n < 2:
-            raise ValueError(f"Radon image size must be >= 2, got {image_size}")
-        th = np.arange(180, dtype=np.float64) if theta is None else np.asarray(theta, dtype=np.float64)
-        if th.ndim != 1 or th.size < 1 or not np.all(np.isfinite(th)):
+        if isinstance(image_size, Sequence | np.ndarray) and not isinstance(image_size, str):
             raise ValueError(
-                f"theta: expected a non-empty 1-D array of finite angles in degrees, got {th.shape}"
+                f"Radon image size: expected one int n for square (n, n) images (non-square images are not "
+                f"supported), got {image_size!r}"
             )
+        n = positive_int(image_size, "Radon image size", minimum=2)
+        th = np.arange(180, dtype=np.float64) if theta is None else np.asarray(theta)
+        if th.ndim != 1 or th.size < 1 or th.dtype.kind not in "iuf" or not np.all(np.isfinite(th)):
+            raise ValueError(
+                "theta: expected a non-empty 1-D array of finite angles in degrees (not a count of angles: "
+                f"np.linspace(0, 180, count, endpoint=False) spreads count angles), got {theta!r}"
+            )
+        th = th.astype(np.float64)
         if circle:
             n_pad, pad_before = n, 0
         else:

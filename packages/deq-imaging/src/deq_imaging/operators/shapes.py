@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import numbers
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 
@@ -23,14 +24,28 @@ def check_float_dtype(dtype_name: str, what: str) -> None:
         raise ValueError(f"{what}: expected dtype float32 or float64, got {dtype_name}")
 
 
+def _is_int(value: Any) -> bool:
+    """Whether ``value`` is an integer (Python or numpy), not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def positive_int(value: Any, what: str, minimum: int = 1) -> int:
+    """``value`` as an int; a ValueError naming ``what`` unless it is an integer (no bool) >= ``minimum``."""
+    if not _is_int(value) or value < minimum:
+        raise ValueError(f"{what}: expected an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
 def pair(value: int | Sequence[int], what: str) -> tuple[int, int]:
-    """Turn an int or a length-2 sequence into a validated (H, W) pair of positive ints."""
-    if isinstance(value, int):
-        value = (value, value)
-    value = tuple(int(v) for v in value)
-    if len(value) != 2 or min(value) < 1:
-        raise ValueError(f"{what}: expected a positive int or a pair (H, W), got {value}")
-    return value  # type: ignore[return-value]
+    """An int or a length-2 sequence as a validated (H, W) pair of positive ints (no bool, no float)."""
+    items: tuple[Any, ...] = ()
+    if _is_int(value):
+        items = (value, value)
+    elif isinstance(value, Iterable) and not isinstance(value, str) and getattr(value, "ndim", 1) == 1:
+        items = tuple(value)
+    if len(items) != 2 or not all(_is_int(v) and v >= 1 for v in items):
+        raise ValueError(f"{what}: expected a positive int or a pair (H, W) of positive ints, got {value!r}")
+    return int(items[0]), int(items[1])
 
 
 def check_images(x: Any, what: str) -> Any:
