@@ -9,6 +9,7 @@ from deq_pde.operators.assembly import assemble_matrix, coefficient_at_quadratur
 from deq_pde.operators.boundary import DirichletBC
 from deq_pde.operators.evaluate import PointEvaluator, grid_points
 from deq_pde.operators.mesh import Mesh, read_mesh, unit_square, write_mesh
+from deq_pde.operators.mesh_checks import MeshError
 from deq_pde.operators.problems import DarcyProblem, NonlinearDiffusion, gaussian_random_field, threshold
 from deq_pde.operators.space import FunctionSpace, SparsityPattern
 
@@ -18,6 +19,7 @@ __all__ = [
     "NonlinearDiffusion",
     "FunctionSpace",
     "Mesh",
+    "MeshError",
     "PointEvaluator",
     "SparsityPattern",
     "assemble_matrix",

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
+
+from deq_pde.operators.mesh_checks import MeshError, check_mesh
 
 
 @dataclass(frozen=True)
@@ -20,33 +24,33 @@ class Mesh:
         points = np.asarray(self.points)
         cells = np.asarray(self.cells)
         if points.ndim != 2 or points.shape[1] not in (2, 3):
-            raise ValueError(f"mesh points must have shape (P, 2), got {points.shape}")
+            raise MeshError(f"mesh points must have shape (P, 2), got {points.shape}")
         if points.shape[1] == 3:
             if np.any(points[:, 2] != 0):
-                raise ValueError(
+                raise MeshError(
                     "mesh points have a non-zero z coordinate; only planar 2D meshes are supported"
                 )
             points = points[:, :2]
         if not np.issubdtype(points.dtype, np.floating) and not np.issubdtype(points.dtype, np.integer):
-            raise ValueError(f"mesh points must be numeric, got dtype {points.dtype}")
+            raise MeshError(f"mesh points must be numeric, got dtype {points.dtype}")
         points = np.ascontiguousarray(points, dtype=np.float64)
         if not np.all(np.isfinite(points)):
-            raise ValueError("mesh points contain NaN or infinite coordinates")
+            raise MeshError("mesh points contain NaN or infinite coordinates")
         if cells.ndim != 2 or cells.shape[1] != 3:
-            raise ValueError(f"mesh cells must have shape (C, 3) (triangles), got {cells.shape}")
+            raise MeshError(f"mesh cells must have shape (C, 3) (triangles), got {cells.shape}")
         if not np.issubdtype(cells.dtype, np.integer):
-            raise ValueError(f"mesh cells must be integer vertex indices, got dtype {cells.dtype}")
+            raise MeshError(f"mesh cells must be integer vertex indices, got dtype {cells.dtype}")
         if cells.shape[0] == 0:
-            raise ValueError("mesh has no cells")
+            raise MeshError("mesh has no cells")
         if cells.min() < 0 or cells.max() >= points.shape[0]:
-            raise ValueError(
+            raise MeshError(
                 f"mesh cells reference vertex ids in [{cells.min()}, {cells.max()}] but there are only "
                 f"{points.shape[0]} points"
             )
         cells = np.ascontiguousarray(cells, dtype=np.int64)
         object.__setattr__(self, "points", points)
         object.__setattr__(self, "cells", cells)
-        _check_cells(points, cells)
+        check_mesh(points, cells)
 
     @property
     def num_cells(self) -> int:
@@ -75,30 +79,6 @@ class Mesh:
         return np.flatnonzero(counts == 1)
 
 
-def _check_cells(points: np.ndarray, cells: np.ndarray) -> None:
-    """Raise ValueError on repeated vertices, degenerate (zero-area) or inverted (clockwise) triangles."""
-    repeated = (cells[:, 0] == cells[:, 1]) | (cells[:, 1] == cells[:, 2]) | (cells[:, 0] == cells[:, 2])
-    if np.any(repeated):
-        bad = np.flatnonzero(repeated)
-        raise ValueError(f"degenerate cells (repeated vertex) at indices {bad[:10].tolist()}")
-    x = points[cells]
-    e1 = x[:, 1] - x[:, 0]
-    e2 = x[:, 2] - x[:, 0]
-    det = e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]
-    scale = np.maximum((e1**2).sum(1), (e2**2).sum(1))
-    degenerate = np.abs(det) <= 1e-12 * scale
-    if np.any(degenerate):
-        bad = np.flatnonzero(degenerate)
-        raise ValueError(f"degenerate cells (zero area) at indices {bad[:10].tolist()} ({bad.size} in total)")
-    inverted = det < 0
-    if np.any(inverted):
-        bad = np.flatnonzero(inverted)
-        raise ValueError(
-            f"inverted cells (clockwise vertex order, negative Jacobian determinant) at indices "
-            f"{bad[:10].tolist()} ({bad.size} in total); order each triangle's vertices counter-clockwise"
-        )
-
-
 def unit_square(n: int, m: int | None = None, diagonal: str = "right") -> Mesh:
     """Structured triangulation of [0, 1]^2 with ``n`` x ``m`` squares, each split into two triangles."""
     m = n if m is None else m
@@ -124,16 +104,22 @@ def read_mesh(path: str | Path) -> Mesh:
 
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"mesh file {path} does not exist")
+        raise MeshError(f"mesh file {path} does not exist")
+    chatter = io.StringIO()  # meshio prints its readers' complaints; they go into the error instead
     try:
-        data = meshio.read(path)
+        with contextlib.redirect_stdout(chatter), contextlib.redirect_stderr(chatter):
+            data = meshio.read(path)
     except (Exception, SystemExit) as exc:  # meshio raises many types, and exits on unknown formats
-        raise ValueError(f"cannot read mesh file {path}: {exc}") from exc
+        said = " ".join(f"{chatter.getvalue()} {'' if isinstance(exc, SystemExit) else exc}".split())
+        raise MeshError(f"cannot read mesh file {path}: it is not a readable mesh (meshio: {said})") from exc
     triangles = [block.data for block in data.cells if block.type == "triangle"]
     if not triangles:
         kinds = sorted({block.type for block in data.cells})
-        raise ValueError(f"mesh file {path} holds no triangle cells (found {kinds})")
-    return Mesh(data.points, np.concatenate(triangles))
+        raise MeshError(f"mesh file {path} holds no triangle cells (found {kinds})")
+    try:
+        return Mesh(data.points, np.concatenate(triangles))
+    except MeshError as exc:
+        raise MeshError(f"mesh file {path}: {exc}") from exc
 
 
 def write_mesh(mesh: Mesh, path: str | Path) -> None:
