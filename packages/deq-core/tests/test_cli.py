@@ -4,35 +4,13 @@ import importlib.metadata
 import importlib.util
 import json
 import re
-from pathlib import Path
 
 import pytest
 
 from deq_core import cli, domains
 from deq_core.analysis import validate_report
 
-TOY_SRC = Path(__file__).resolve().parent / "toydomain" / "src"
 INSTALLED = [b for b in ("torch", "jax") if importlib.util.find_spec(b) is not None]
-
-
-@pytest.fixture
-def toy_entry_points(monkeypatch):
-    """Make ``entry_points(group="deq.domains")`` list the toy domain and a broken one."""
-    monkeypatch.syspath_prepend(str(TOY_SRC))
-    real = importlib.metadata.entry_points
-    extra = importlib.metadata.EntryPoints(
-        [
-            importlib.metadata.EntryPoint("toy", "deq_toydomain.plugin:domain", domains.GROUP),
-            importlib.metadata.EntryPoint("broken", "deq_toydomain.no_such_module:domain", domains.GROUP),
-        ]
-    )
-
-    def entry_points(**params):
-        if params.get("group") == domains.GROUP:
-            return importlib.metadata.EntryPoints([*real(**params), *extra])
-        return real(**params)
-
-    monkeypatch.setattr(importlib.metadata, "entry_points", entry_points)
 
 
 def test_list_shows_toy_and_broken(toy_entry_points, capsys):
@@ -97,7 +75,8 @@ def test_bad_out_seed_and_smoke_flag_are_one_line_errors_before_training(
     cases = [
         (["--out", str(afile)], f"--out {afile} is a file; give a folder"),
         (["--out", str(afile / "sub")], f"--out {afile / 'sub'} cannot be written"),
-        (["--seed", "-1", "--out", str(tmp_path / "r")], "--seed must be >= 0, got -1"),
+        (["--seed", "-1", "--out", str(tmp_path / "r")], "--seed must be between 0 and 4294967295, got -1"),
+        (["--seed", str(2**32), "--out", str(tmp_path / "r")], "--seed must be between 0 and 4294967295"),
     ]
     for extra, message in cases:
         assert cli.main(["run", "toy", "--quick", *extra]) == 2
@@ -113,7 +92,7 @@ def test_help_names_only_existing_commands(capsys):
     with pytest.raises(SystemExit):
         cli.main(["--help"])
     out = capsys.readouterr().out
-    assert "{list,run}" in out and "plot" not in out
+    assert "{list,run,predict}" in out and "plot" not in out
 
 
 def test_missing_backend_is_one_line_error(toy_entry_points, capsys):

@@ -18,7 +18,8 @@ from deq_core.config import (
     Unroll,
     solve_options,
 )
-from deq_core.errors import ConfigError, ConvergenceError
+from deq_core.errors import ConfigError, ConvergenceError, ModelFileError
+from deq_core.model_files import load_model
 from deq_core.solution import AdjointStats, Result, Solution, Stats
 
 __version__ = "0.1.0"
@@ -32,6 +33,7 @@ __all__ = [
     "ConfigError",
     "ConvergenceError",
     "Implicit",
+    "ModelFileError",
     "Phantom",
     "Picard",
     "Result",
@@ -41,5 +43,6 @@ __all__ = [
     "Stats",
     "Stop",
     "Unroll",
+    "load_model",
     "solve_options",
 ]

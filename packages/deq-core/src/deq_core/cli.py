@@ -1,15 +1,19 @@
-"""The ``deq`` command: ``deq list`` shows the installed domains, ``deq run DOMAIN`` runs one and reports.
+"""The ``deq`` command: ``list`` the installed domains, ``run`` one task and report, ``predict`` with a model.
 
-``deq run`` calls the domain's ``run`` (see :mod:`deq_core.domains`), prints a table, and writes
-``report.json`` (atomically, schema-checked) and ``scaling.png`` into ``--out``. Bad names (domain, task,
-backend, device), a bad ``--seed``/``--threads``/``DEQ_SMOKE``, and an ``--out`` that is a file or cannot be
-written end the command before any training, with a one-line error and exit code 2.
+``deq run`` calls the domain's ``run`` (see :mod:`deq_core.domains`) with the task's config, overridden by
+``--config FILE``, ``--set key=value`` and ``--data PATH`` (:mod:`deq_core.overrides`), prints a table, and
+writes into ``--out`` the domain's figures and model folders (``models/NAME/``), ``config.json`` (the
+effective config), ``scaling.png`` and, last, ``report.json`` (atomically, schema-checked): a folder holds a
+``report.json`` only when every output of that run is there. ``deq predict`` loads a model folder or
+``pretrained:DOMAIN/NAME`` (:mod:`deq_core.model_files`) and applies it to ``--input`` through the domain.
+Bad names, values, paths and model files end the command before any work with a one-line error, exit code 2.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import os
 import random
 import sys
@@ -25,8 +29,13 @@ from deq_core.analysis.plot import plot_scaling
 from deq_core.analysis.report import ReportError, package_versions, validate_report, write_report
 from deq_core.analysis.table import format_table
 from deq_core.domains import BACKENDS, discover, smoke
+from deq_core.errors import ConfigError, ModelFileError
+from deq_core.files import atomic_write
+from deq_core.model_files import read_manifest, resolve
+from deq_core.overrides import apply_overrides
 
 DEVICES = ("cpu", "cuda")
+MAX_SEED = 2**32 - 1  # numpy's global seed range
 
 
 class UsageError(Exception):
@@ -46,7 +55,8 @@ def _installed_backends() -> list[str]:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="deq", description="Implicit-model domains: list the installed ones, or run one and report."
+        prog="deq",
+        description="Implicit-model domains: list them, run a task and report, predict with a model.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("list", help="show the installed domains and their tasks")
@@ -61,6 +71,24 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, help="output folder (default: runs/DOMAIN-TASK-BACKEND)")
     run.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     run.add_argument("--threads", type=int, help="CPU threads for the backend")
+    run.add_argument("--config", type=Path, help="TOML (or JSON) file overriding the task's config")
+    run.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override one config key (repeatable)"
+    )
+    run.add_argument("--data", type=Path, help="your own data (a folder or file, see the domain's README)")
+    predict = commands.add_parser("predict", help="apply a saved model to new data and write its outputs")
+    predict.add_argument(
+        "--model", required=True, help="a model folder (OUT/models/NAME), or pretrained:DOMAIN/NAME"
+    )
+    predict.add_argument("--input", required=True, type=Path, help="the data to apply it to (see the domain)")
+    predict.add_argument("--out", required=True, type=Path, help="output folder (created when missing)")
+    predict.add_argument("--steps", type=int, help="test-time iterations (default: the model's own)")
+    predict.add_argument(
+        "--reference", type=Path, help="ground truth to score against (where the domain has one)"
+    )
+    predict.add_argument("--backend", help="backend of a pretrained model (default: $DEQ_BACKEND)")
+    predict.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    predict.add_argument("--threads", type=int, help="CPU threads for the backend")
     return parser
 
 
@@ -143,15 +171,16 @@ def _run(args: argparse.Namespace) -> int:
     _set_threads(backend, args.threads)
     _check_device(backend, args.device)
 
-    if args.seed < 0:
-        raise UsageError(f"--seed must be >= 0, got {args.seed}")
+    if not 0 <= args.seed <= MAX_SEED:
+        raise UsageError(f"--seed must be between 0 and {MAX_SEED}, got {args.seed}")
     _seed_globals(backend, args.seed)
     try:
         smoke()
+        config = apply_overrides(domain.default_config(task, args.quick), args.config, args.set, args.data)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     out_dir = _out_dir(args.out if args.out is not None else Path("runs") / f"{domain.name}-{task}-{backend}")
-    config = domain.default_config(task, args.quick)
+    (out_dir / "report.json").unlink(missing_ok=True)  # the folder holds a report only once this run is whole
     start = time.perf_counter()
     report = domain.run(task, config, backend, args.device, out_dir, args.seed)
     report = _complete(report, config, backend, time.perf_counter() - start)
@@ -161,10 +190,67 @@ def _run(args: argparse.Namespace) -> int:
         print(f"deq: error: domain {domain.name!r} returned an invalid report: {exc}", file=sys.stderr)
         return 1
     print(format_table(report))
-    report_path = write_report(report, out_dir / "report.json")
     plot_path = plot_scaling(report, out_dir / "scaling.png")
-    print(f"wrote {report_path} and {plot_path}")
+    atomic_write(out_dir / "config.json", json.dumps(config, indent=1, default=str) + "\n")
+    report_path = write_report(report, out_dir / "report.json")
+    print(f"wrote {report_path}, {plot_path} and {out_dir / 'config.json'}")
     return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    """``deq predict``: load the model, apply it to ``--input`` through its domain, write predictions.json."""
+    if args.steps is not None and args.steps < 1:
+        raise UsageError(f"--steps must be >= 1, got {args.steps}")
+    if not args.input.exists():
+        raise UsageError(f"--input {args.input}: no such file or folder")
+    if args.backend is not None:
+        _choose("backend", args.backend, list(BACKENDS))
+    _choose("device", args.device, list(DEVICES))
+    try:
+        folder = resolve(args.model, args.backend)
+        manifest = read_manifest(folder)
+    except ModelFileError as exc:
+        raise UsageError(str(exc)) from None
+    backend = manifest["backend"]
+    if args.backend is not None and args.backend != backend:
+        raise UsageError(f"model {folder} is a {backend} model; run it with --backend {backend}")
+    if backend not in _installed_backends():
+        raise UsageError(f"model {folder} needs {backend}, which is not installed here")
+    _set_threads(backend, args.threads)
+    _check_device(backend, args.device)
+    domains, _ = discover()
+    domain = domains.get(manifest["domain"])
+    if getattr(domain, "predict", None) is None or getattr(domain, "load_model", None) is None:
+        raise UsageError(f"model {folder}: domain {manifest['domain']!r} is not installed or cannot predict")
+    out_dir = _out_dir(args.out)
+    try:
+        model = domain.load_model(folder, manifest, args.device)
+        result = domain.predict(model, args.input, out_dir, steps=args.steps, reference=args.reference)
+    except (ConfigError, ModelFileError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+    rows = result.get("rows", [])
+    if rows:
+        print(_rows_table(rows))
+    path = atomic_write(out_dir / "predictions.json", json.dumps(result, indent=1, default=str) + "\n")
+    print(f"wrote {path} ({len(rows)} inputs)")
+    return 0
+
+
+def _rows_table(rows: list[dict[str, Any]]) -> str:
+    """Rows of scalars as an aligned text table (columns of the first row)."""
+    columns = list(rows[0])
+    cells = [[_cell(row.get(column)) for column in columns] for row in rows]
+    widths = [max(len(column), *(len(line[i]) for line in cells)) for i, column in enumerate(columns)]
+    lines = ["  ".join(column.ljust(width) for column, width in zip(columns, widths, strict=True))]
+    lines += [
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)) for line in cells
+    ]
+    return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    """One table cell: floats to 4 significant digits."""
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def _out_dir(path: Path) -> Path:
@@ -193,7 +279,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``deq`` console script; returns the exit code."""
     args = _parser().parse_args(argv)
     try:
-        return _list() if args.command == "list" else _run(args)
+        return {"list": lambda _: _list(), "run": _run, "predict": _predict}[args.command](args)
     except UsageError as exc:
         print(f"deq: error: {exc}", file=sys.stderr)
         return 2

@@ -9,6 +9,10 @@ The object has a ``name`` (equal to the entry point's name), ``tasks`` (task -> 
 ``default_config(task, quick) -> dict`` and ``run(task, config, backend, device, out_dir, seed) -> dict``,
 which trains/evaluates and returns the ``report.json`` dict (see :mod:`deq_core.analysis.report`).
 An optional ``backends`` tuple names the backends the domain implements (default: torch and jax).
+A domain whose runs keep their models (``OUT/models/NAME/``, see :mod:`deq_core.model_files`) also has
+``load_model(folder, manifest, device) -> model`` and ``predict(model, input, out_dir, steps, reference) ->
+dict`` (with ``rows``, one dict per input, for ``deq predict``), and one that ships models has
+``pretrained(name, backend) -> folder``.
 The plugin module should import no framework at module level, so that ``deq list`` stays fast.
 Domains read ``DEQ_SMOKE=1`` (see :func:`smoke`) to shrink a run to the smallest that exercises every stage.
 """
@@ -57,6 +61,9 @@ class Domain:
     run: Callable[[str, dict[str, Any], str, str, Path, int], dict[str, Any]]
     backends: tuple[str, ...] = BACKENDS
     description: str = ""
+    load_model: Callable[[Path, dict[str, Any], str | None], Any] | None = None
+    predict: Callable[..., dict[str, Any]] | None = None
+    pretrained: Callable[[str, str], Path] | None = None
 
     def __post_init__(self) -> None:
         check_domain(self)

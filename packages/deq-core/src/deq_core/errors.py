@@ -15,5 +15,12 @@ class CheckpointError(ValueError):
     """
 
 
+class ModelFileError(ValueError):
+    """A model folder cannot be used: missing, not a deq model, another format, damaged, or of an absent domain.
+
+    The message names the path and what to do.
+    """
+
+
 class ConvergenceError(RuntimeError):
     """A fixed-point solve did not converge for some samples (raised only with ``throw=True``)."""

@@ -186,14 +186,15 @@ def package_versions(backend: str) -> dict[str, str]:
     return versions
 
 
-def _finite_or_none(value: Any) -> Any:
-    """Plain Python data with every non-finite float (a diverged value) replaced by None."""
+def finite_or_none(value: Any) -> Any:
+    """Plain Python data (arrays and scalars of numpy or a framework as lists and numbers) with every
+    non-finite float (a diverged value) replaced by None, ready for strict JSON."""
     if isinstance(value, Mapping):
-        return {k: _finite_or_none(v) for k, v in value.items()}
+        return {k: finite_or_none(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_finite_or_none(v) for v in value]
-    if hasattr(value, "item") and callable(value.item):  # numpy / framework scalars
-        value = value.item()
+        return [finite_or_none(v) for v in value]
+    if hasattr(value, "tolist") and callable(value.tolist):  # numpy / framework arrays and scalars
+        return finite_or_none(value.tolist())
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
@@ -239,7 +240,7 @@ def build_report(
     }
     if extra is not None:
         report["extra"] = dict(extra)
-    report = _finite_or_none(report)
+    report = finite_or_none(report)
     validate_report(report)
     return report
 

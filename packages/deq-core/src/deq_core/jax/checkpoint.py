@@ -9,26 +9,19 @@ state. :func:`load` verifies the checksums first, so a damaged or swapped file r
 
 from __future__ import annotations
 
-import io
 from collections.abc import Mapping
 from typing import Any
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 
 from deq_core.errors import CheckpointError
 from deq_core.files import atomic_write
+from deq_core.jax.weights import load_weights, serialise
 from deq_core.training.checkpoints import CheckpointDir
 
 MODEL = "model.eqx"
 STATE = "state.eqx"
-
-
-def _serialise(tree: Any) -> bytes:
-    buffer = io.BytesIO()
-    eqx.tree_serialise_leaves(buffer, tree)
-    return buffer.getvalue()
 
 
 def _key_data(key: jax.Array) -> jax.Array:
@@ -50,8 +43,8 @@ def save(
     ``extras`` maps more file names (e.g. ``"warm.npz"``) to their bytes, checksummed with the rest.
     """
     directory.prepare()
-    atomic_write(directory.path(step, MODEL), _serialise(model))
-    atomic_write(directory.path(step, STATE), _serialise((opt_state, _key_data(key))))
+    atomic_write(directory.path(step, MODEL), serialise(model))
+    atomic_write(directory.path(step, STATE), serialise((opt_state, _key_data(key))))
     extras = dict(extras or {})
     for name, data in extras.items():
         atomic_write(directory.path(step, name), data)
@@ -69,13 +62,7 @@ def load(
     """
     directory.verify(step, [MODEL, STATE])
     model_path, state_path = directory.path(step, MODEL), directory.path(step, STATE)
-    try:
-        model = eqx.tree_deserialise_leaves(model_path, model)
-    except (ValueError, RuntimeError, EOFError) as error:
-        raise CheckpointError(f"{model_path} does not fit this model: {error}") from error
-    try:
-        opt_state, data = eqx.tree_deserialise_leaves(state_path, (opt_state, _key_data(key)))
-    except (ValueError, RuntimeError, EOFError) as error:
-        raise CheckpointError(f"{state_path} does not fit this optimizer state and key: {error}") from error
+    model = load_weights(model, model_path, CheckpointError)
+    opt_state, data = load_weights((opt_state, _key_data(key)), state_path, CheckpointError)
     typed = jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
     return model, opt_state, jax.random.wrap_key_data(data, impl=jax.random.key_impl(key)) if typed else data

@@ -18,12 +18,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_model, save_model
 from torch import nn
 
 from deq_core.errors import CheckpointError
-from deq_core.files import atomic_path, atomic_write
+from deq_core.files import atomic_write
+from deq_core.torch.weights import load_weights, save_weights
 from deq_core.training.checkpoints import CheckpointDir
 
 MODEL = "model.safetensors"
@@ -81,8 +80,7 @@ def save(
     ``extras`` maps more file names (e.g. ``"warm.pt"``) to their bytes, checksummed with the rest.
     """
     directory.prepare()
-    with atomic_path(directory.path(step, MODEL)) as temporary:
-        save_model(model, str(temporary), metadata={"step": str(step)})
+    save_weights(model, directory.path(step, MODEL), metadata={"step": str(step)})
     state = {
         "step": step,
         "optimizer": optimizer.state_dict(),
@@ -114,17 +112,7 @@ def load(
     :meth:`~deq_core.training.CheckpointDir.latest`, which falls back to an older intact checkpoint instead).
     """
     directory.verify(step, [MODEL] if optimizer is None else [MODEL, STATE])
-    model_path = directory.path(step, MODEL)
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    try:
-        missing, unexpected = load_model(model, str(model_path), strict=False, device=str(device))
-    except (SafetensorError, RuntimeError) as error:
-        raise CheckpointError(f"{model_path} does not fit {type(model).__name__}: {error}") from error
-    if missing or unexpected:
-        raise CheckpointError(
-            f"{model_path} does not fit {type(model).__name__}: "
-            f"missing {sorted(missing)}, unexpected {sorted(unexpected)}"
-        )
+    load_weights(model, directory.path(step, MODEL), CheckpointError)
     if optimizer is None:
         return
     state_path = directory.path(step, STATE)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import equinox as eqx
@@ -11,8 +12,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from deq_core.errors import ModelFileError
 from deq_core.jax import DEQ
 from deq_core.jax.analysis import deq_iterate_exactly, lipschitz_summary, scaling_analysis
+from deq_core.jax.weights import load_weights, save_weights
 from deq_toydomain.problem import Problem
 
 
@@ -127,7 +130,8 @@ def train_and_analyse(problem: Problem, cfg: Any, device: str, seed: int) -> dic
         implicit = Implicit(
             cfg.n, cfg.m, cfg.hidden, rng, solver=cfg.solver, tol=cfg.tol, max_iter=cfg.max_iter
         )
-        explicit = Explicit(cfg.n, cfg.m, _explicit_width(cfg.n, cfg.m, _params(implicit)), rng)
+        width = _explicit_width(cfg.n, cfg.m, _params(implicit))
+        explicit = Explicit(cfg.n, cfg.m, width, rng)
         implicit, implicit_loss = _train(implicit, train_x, train_y, cfg, np.random.default_rng(seed + 2))
         explicit, explicit_loss = _train(explicit, train_x, train_y, cfg, np.random.default_rng(seed + 2))
         directions = jnp.asarray(rng.standard_normal((cfg.directions, cfg.m)), dtype=test_y.dtype)
@@ -154,4 +158,40 @@ def train_and_analyse(problem: Problem, cfg: Any, device: str, seed: int) -> dic
             "explicit_lipschitz": explicit_lipschitz,
             "params": {"implicit": _params(implicit), "explicit": _params(explicit)},
             "train_loss": {"implicit": implicit_loss, "explicit": explicit_loss},
+            "models": {"implicit": implicit, "explicit": explicit},
+            "model_config": {"implicit": {}, "explicit": {"width": width}},
         }
+
+
+WEIGHTS = "weights.eqx"
+
+
+def weight_writer(model: eqx.Module):
+    """``write_files`` for :func:`deq_core.model_files.write_model`: the leaves via Equinox."""
+
+    def write(folder: Path) -> list[str]:
+        save_weights(model, folder / WEIGHTS)
+        return [WEIGHTS]
+
+    return write
+
+
+def load(folder: Path, manifest: dict[str, Any], device: str | None):
+    """The predictor ``(y, steps) -> x`` (numpy in and out) of the model folder ``folder``."""
+    cfg, name = manifest["config"], manifest["name"]
+    rng = np.random.default_rng(0)  # a template only: every leaf is read from the file
+    if name == "implicit":
+        solve = {key: cfg[key] for key in ("solver", "tol", "max_iter")}
+        like = Implicit(cfg["n"], cfg["m"], cfg["hidden"], rng, **solve)
+    else:
+        like = Explicit(cfg["n"], cfg["m"], cfg["width"], rng)
+    model = load_weights(like, folder / WEIGHTS, ModelFileError)
+    target = jax.devices("gpu" if device == "cuda" else "cpu")[0]
+    model = jax.tree.map(lambda leaf: jax.device_put(leaf, target) if eqx.is_array(leaf) else leaf, model)
+
+    def predict(y: np.ndarray, steps: int | None) -> np.ndarray:
+        batch = jax.device_put(jnp.asarray(y, dtype=jnp.float32), target)
+        out = model.budget(batch, steps) if steps is not None and name == "implicit" else model(batch)
+        return np.asarray(out)
+
+    return predict

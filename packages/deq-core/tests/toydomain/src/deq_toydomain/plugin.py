@@ -1,15 +1,22 @@
-"""The ``toy`` domain plugin: configuration, dispatch to a backend, and the report."""
+"""The ``toy`` domain plugin: configuration, dispatch to a backend, the report, and its model folders."""
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from deq_core.analysis import build_report, geometric_budgets
+from deq_core.analysis.report import package_versions
 from deq_core.domains import Domain, smoke
+from deq_core.errors import ConfigError
+from deq_core.files import atomic_path
+from deq_core.model_files import write_model
 from deq_toydomain.problem import baselines, make_problem
 
 TASKS = {
@@ -80,14 +87,11 @@ def run(
     cfg = ToyConfig(**config)
     start = time.perf_counter()
     problem = make_problem(task, cfg.n, cfg.m, cfg.n_train, cfg.n_test, cfg.noise, seed)
-    if backend == "torch":
-        from deq_toydomain.torch import train_and_analyse
-    elif backend == "jax":
-        from deq_toydomain.jax import train_and_analyse
-    else:
+    if backend not in ("torch", "jax"):
         raise ValueError(f"unknown backend {backend!r}; valid backends: torch, jax")
-    result = train_and_analyse(problem, cfg, device, seed)
-    return build_report(
+    module = importlib.import_module(f"deq_toydomain.{backend}")
+    result = module.train_and_analyse(problem, cfg, device, seed)
+    report = build_report(
         domain="toy",
         task=task,
         backend=backend,
@@ -104,6 +108,70 @@ def run(
         config=config,
         extra={"train_loss": result["train_loss"]},
     )
+    metrics = {
+        "implicit": {"mse": report["quality"]["implicit"][-1], "steps": cfg.budgets[-1]},
+        "explicit": {"mse": report["quality"]["explicit"]},
+    }
+    for name, model in result["models"].items():
+        write_model(
+            out_dir / "models" / name,
+            module.weight_writer(model),
+            domain="toy",
+            task=task,
+            backend=backend,
+            name=name,
+            model_class=type(model).__name__,
+            config={**config, **result["model_config"][name]},
+            apply={"operator": problem.operator, "steps": cfg.max_iter},
+            metrics=metrics[name],
+            versions=package_versions(backend),
+        )
+    return report
+
+
+class ToyModel:
+    """A loaded toy model: ``model(y, steps=None)`` maps measurements ``(N, m)`` to signals ``(N, n)``."""
+
+    def __init__(self, manifest: dict[str, Any], predictor: Any) -> None:
+        self.manifest = manifest
+        self._predict = predictor
+
+    def __call__(self, y: Any, steps: int | None = None) -> np.ndarray:
+        """The reconstruction of ``y`` after ``steps`` iterations (default: solve to the tolerance)."""
+        y = np.asarray(y, dtype=np.float32)
+        m = self.manifest["config"]["m"]
+        if y.ndim != 2 or y.shape[1] != m:
+            raise ConfigError(f"toy model input must have shape (N, {m}), got {y.shape}")
+        if steps is not None and steps < 1:
+            raise ConfigError(f"steps must be >= 1, got {steps}")
+        return self._predict(y, steps)
+
+
+def load_model(folder: Path, manifest: dict[str, Any], device: str | None) -> ToyModel:
+    """The toy model in ``folder`` on ``device``, rebuilt in the backend that trained it."""
+    module = importlib.import_module(f"deq_toydomain.{manifest['backend']}")
+    return ToyModel(manifest, module.load(Path(folder), manifest, device))
+
+
+def predict(
+    model: ToyModel, input: Path, out_dir: Path, steps: int | None = None, reference: Path | None = None
+) -> dict[str, Any]:
+    """Apply ``model`` to the ``.npy`` of measurements ``input``; write ``predictions.npy``; MSE per row
+    against the ``.npy`` of signals ``reference`` when given."""
+    if input.suffix != ".npy" or not input.is_file():
+        raise ConfigError(f"--input {input}: the toy domain reads one .npy file of measurements (N, m)")
+    predictions = model(np.load(input), steps)
+    with atomic_path(out_dir / "predictions.npy") as temporary, open(temporary, "wb") as handle:
+        np.save(handle, predictions)
+    truth = np.load(reference) if reference is not None else None
+    if truth is not None and truth.shape != predictions.shape:
+        raise ConfigError(f"--reference {reference} has shape {truth.shape}, predictions {predictions.shape}")
+    rows = [
+        {"index": i, "norm": float(np.linalg.norm(row))}
+        | ({} if truth is None else {"mse": float(np.mean((row - truth[i]) ** 2))})
+        for i, row in enumerate(predictions)
+    ]
+    return {"model": model.manifest["name"], "steps": steps, "rows": rows}
 
 
 domain = Domain(
@@ -112,4 +180,6 @@ domain = Domain(
     default_config=default_config,
     run=run,
     description="toy linear inverse problems (deq-core's test domain)",
+    load_model=load_model,
+    predict=predict,
 )

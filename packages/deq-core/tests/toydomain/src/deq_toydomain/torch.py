@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
+from deq_core.errors import ModelFileError
 from deq_core.torch import DEQ
 from deq_core.torch.analysis import deq_iterate_exactly, lipschitz_summary, scaling_analysis
+from deq_core.torch.weights import load_weights, save_weights
 from deq_toydomain.problem import Problem
 
 
@@ -42,10 +46,14 @@ class Implicit(nn.Module):
         return deq_iterate_exactly(self.deq, self.lift(y), steps)
 
 
-def explicit_model(n: int, m: int, budget: int) -> nn.Module:
-    """A two-hidden-layer tanh MLP with the largest width whose parameter count stays within ``budget``."""
+def explicit_width(n: int, m: int, budget: int) -> int:
+    """The largest width whose explicit MLP has at most ``budget`` parameters (at least 1)."""
     count = lambda h: (m + 1) * h + (h + 1) * h + (h + 1) * n
-    width = max(h for h in range(1, 4 * budget) if count(h) <= budget or h == 1)
+    return max(h for h in range(1, 4 * budget) if count(h) <= budget or h == 1)
+
+
+def explicit_model(n: int, m: int, width: int) -> nn.Module:
+    """A two-hidden-layer tanh MLP of ``width``."""
     return nn.Sequential(
         nn.Linear(m, width), nn.Tanh(), nn.Linear(width, width), nn.Tanh(), nn.Linear(width, n)
     )
@@ -78,7 +86,8 @@ def train_and_analyse(problem: Problem, cfg: Any, device: str, seed: int) -> dic
     implicit = Implicit(cfg.n, cfg.m, cfg.hidden, solver=cfg.solver, tol=cfg.tol, max_iter=cfg.max_iter).to(
         device
     )
-    explicit = explicit_model(cfg.n, cfg.m, _params(implicit)).to(device)
+    width = explicit_width(cfg.n, cfg.m, _params(implicit))
+    explicit = explicit_model(cfg.n, cfg.m, width).to(device)
     losses = {
         "implicit": _train(implicit, train_x, train_y, cfg, seed),
         "explicit": _train(explicit, train_x, train_y, cfg, seed),
@@ -110,4 +119,40 @@ def train_and_analyse(problem: Problem, cfg: Any, device: str, seed: int) -> dic
         "explicit_lipschitz": explicit_lipschitz,
         "params": {"implicit": _params(implicit), "explicit": _params(explicit)},
         "train_loss": losses,
+        "models": {"implicit": implicit, "explicit": explicit},
+        "model_config": {"implicit": {}, "explicit": {"width": width}},
     }
+
+
+WEIGHTS = "weights.safetensors"
+
+
+def weight_writer(model: nn.Module):
+    """``write_files`` for :func:`deq_core.model_files.write_model`: the weights as safetensors."""
+
+    def write(folder: Path) -> list[str]:
+        save_weights(model, folder / WEIGHTS)
+        return [WEIGHTS]
+
+    return write
+
+
+def load(folder: Path, manifest: dict[str, Any], device: str | None):
+    """The predictor ``(y, steps) -> x`` (numpy in and out) of the model folder ``folder``."""
+    cfg, name = manifest["config"], manifest["name"]
+    if name == "implicit":
+        solve = {key: cfg[key] for key in ("solver", "tol", "max_iter")}
+        model = Implicit(cfg["n"], cfg["m"], cfg["hidden"], **solve)
+    else:
+        model = explicit_model(cfg["n"], cfg["m"], cfg["width"])
+    model = model.to(device or "cpu")
+    load_weights(model, folder / WEIGHTS, ModelFileError)
+    model.eval()
+
+    def predict(y: np.ndarray, steps: int | None) -> np.ndarray:
+        with torch.no_grad():
+            batch = torch.as_tensor(y, dtype=torch.float32, device=device or "cpu")
+            out = model.budget(batch, steps) if steps is not None and name == "implicit" else model(batch)
+        return out.cpu().numpy()
+
+    return predict
