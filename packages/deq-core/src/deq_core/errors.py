@@ -16,7 +16,7 @@ class CheckpointError(ValueError):
 
 
 class ModelFileError(ValueError):
-    """A model folder cannot be used: missing, not a deq model, another format, damaged, or of an absent domain.
+    """A model folder cannot be used: missing, not a deq model, of another format, damaged, or of no domain.
 
     The message names the path and what to do.
     """
