@@ -1,12 +1,12 @@
 """Bad operator inputs are refused by name: proximal weights, inpainting masks, Radon and image sizes; the
-inpainting step is exact for fractional masks too."""
+inpainting step is exact for fractional masks too; kernel sizes are integers."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from deq_imaging.operators import gaussian_kernel, random_pixel_mask
+from deq_imaging.operators import gaussian_kernel, motion_blur_kernel, motion_trajectory, random_pixel_mask
 from deq_imaging.operators import linear as L
 from deq_imaging.operators.radon_geometry import RadonGeometry
 from deq_imaging.operators.shapes import pair
@@ -101,3 +101,20 @@ def test_image_shapes_accept_ints_pairs_and_numpy_integers():
         and pair((np.int64(4), 5), "s") == (4, 5)
         and pair(np.array([3, 2]), "s") == (3, 2)
     )
+
+
+@pytest.mark.parametrize(
+    ("make", "what"),
+    [
+        (lambda size: gaussian_kernel(size, 1.0), "Gaussian kernel size"),
+        (lambda size: motion_blur_kernel(size, seed=0), "motion-blur kernel size"),
+        (
+            lambda size: motion_trajectory(seed=0, max_length=5.0, num_steps=size),
+            "motion trajectory num_steps",
+        ),
+    ],
+)
+@pytest.mark.parametrize("size", [4.5, True, "5"])
+def test_kernel_sizes_refuse_non_integers_and_bools(make, what, size):
+    with pytest.raises(ValueError, match=rf"{what}: expected an integer >= \d, got"):
+        make(size)

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from deq_imaging.operators.shapes import positive_int
+
 
 def gaussian_kernel(size: int, sigma: float) -> np.ndarray:
     """Isotropic Gaussian kernel of shape (size, size), standard deviation ``sigma`` pixels, sum one."""
-    if size < 1:
-        raise ValueError(f"kernel size must be >= 1, got {size}")
+    size = positive_int(size, "Gaussian kernel size")
     if not sigma > 0:
         raise ValueError(f"Gaussian sigma must be > 0, got {sigma}")
     r = np.arange(size, dtype=np.float64) - size // 2
@@ -32,8 +33,7 @@ def motion_trajectory(
     Gaussian random term, a centripetal pull towards the origin, and with small probability an abrupt shake
     (direction reversal). ``anxiety`` (default: uniform in [0, 0.1) from the seed) scales the randomness.
     """
-    if num_steps < 2:
-        raise ValueError(f"num_steps must be >= 2, got {num_steps}")
+    num_steps = positive_int(num_steps, "motion trajectory num_steps", minimum=2)
     if not max_length > 0:
         raise ValueError(f"max_length must be > 0, got {max_length}")
     rng = np.random.default_rng(seed)
@@ -93,8 +93,7 @@ def motion_blur_kernel(
     The trajectory follows Boracchi & Foi's model with their 64-pixel setting (length 60, 2000 steps) and is
     scaled so that its larger bounding-box side is ``extent`` pixels (default ``size - 2``, the largest fit).
     """
-    if size < 3:
-        raise ValueError(f"motion-blur kernel size must be >= 3, got {size}")
+    size = positive_int(size, "motion-blur kernel size", minimum=3)
     if extent is None:
         extent = size - 2
     if not 0 < extent <= size - 2:
