@@ -24,6 +24,8 @@ class LPResult:
     """Outcome of an LP solve: status, minimisation objective, primal x, dual y and effort spent.
 
     Duals follow the convention ``reduced costs = c - A^T y``; ``y_i > 0`` prices an active lower row bound.
+    ``seconds`` is solve time; ``compile_seconds`` is compilation done ahead of it (JAX's jit; ~0 for eager
+    solvers), reported apart so that a first call's timing is not its compile time.
     """
 
     status: str
@@ -34,6 +36,7 @@ class LPResult:
     seconds: float
     solver: str
     kkt: dict[str, float] = field(default_factory=dict)
+    compile_seconds: float = 0.0
 
     def __post_init__(self) -> None:
         """Check the status is a known one."""

@@ -19,7 +19,7 @@ from array_api_compat import array_namespace
 from deq_opt.baselines.pdhg.options import PDHGOptions
 from deq_opt.baselines.pdhg.scaling import ScaledLP
 
-__all__ = ["EagerLoop", "Loop", "initial_state", "problem_vectors", "run_checks"]
+__all__ = ["EagerLoop", "Loop", "initial_state", "problem_vectors", "run_checks", "solution"]
 
 State = dict[str, Any]
 MatVec = Callable[[Any], Any]
@@ -313,3 +313,8 @@ def run_checks(
         return (i < n_checks) & (s["status"] == 0) & (s["k"] < opts.max_iter)
 
     return loop.while_loop(more, lambda carry: (carry[0] + 1, check(carry[1])), (0, st))[1]
+
+
+def solution(P: dict, st: State) -> tuple[Any, Any, Any]:
+    """The reported candidate in the original problem's units and its stats: ``(x, y, stats)``."""
+    return st["out_x"] * P["s"], st["out_y"] * P["r"], st["stats"]
