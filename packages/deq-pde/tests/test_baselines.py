@@ -10,6 +10,8 @@ from deq_pde.operators import (
     FunctionSpace,
     NonlinearDiffusion,
     gaussian_random_field,
+    load,
+    stiffness,
     unit_square,
 )
 
@@ -105,3 +107,45 @@ def test_jacobian_matches_finite_differences():
     eps = 1e-6
     fd = (problem.residual(u + eps * v) - problem.residual(u - eps * v)) / (2 * eps)
     assert np.allclose(problem.jacobian(u) @ v, fd, atol=1e-6)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -1.0])
+def test_stiffness_rejects_a_bad_coefficient_before_the_solvers_see_it(value):
+    """A NaN coefficient used to reach SuperLU ("Factor is exactly singular") or pyamg ("infs or NaNs")."""
+    space = FunctionSpace(unit_square(4), 1)
+    coef = np.ones((space.num_cells, space.num_quadrature_points))
+    coef[3, 1] = value
+    with pytest.raises(ValueError, match=r"coefficient must be finite and positive everywhere .*: 1 of 96"):
+        stiffness(space, coef)
+    with pytest.raises(ValueError, match="load f must be finite: 1 of 96"):
+        load(space, np.where(np.arange(coef.size).reshape(coef.shape) == 7, np.nan, 1.0))
+
+
+@pytest.mark.parametrize(
+    "solve", [direct, cg_amg, lambda a, b: jacobi(a, b, 3), lambda a, b: gauss_seidel(a, b, 3)]
+)
+def test_solvers_reject_nan_systems_by_name(darcy_system, solve):
+    matrix, rhs = darcy_system
+    broken = matrix.copy()
+    broken.data[5] = np.nan
+    with pytest.raises(ValueError, match=r"the matrix has 1 NaN or infinite entries"):
+        solve(broken, rhs)
+    with pytest.raises(ValueError, match=r"the right-hand side has 1 NaN or infinite entries"):
+        solve(matrix, np.where(np.arange(rhs.size) == 2, np.inf, rhs))
+
+
+def test_sweeps_without_reaching_tol_are_not_converged():
+    """``jacobi(K, b, iterations=2000)`` overflowing and ``gauss_seidel(..., 500)`` far off the solution
+    (tens of percent on a fine Darcy mesh) both report ``converged=False``, with or without a ``tol``."""
+    diverging = sp.csr_matrix(np.array([[1.0, 0.9, 0.9], [0.9, 1.0, 0.9], [0.9, 0.9, 1.0]]))
+    with np.errstate(over="ignore", invalid="ignore"):
+        for tol in (None, 1e-8):
+            assert not jacobi(diverging, np.ones(3), iterations=2000, tol=tol).converged
+    space = FunctionSpace(unit_square(64), 1)
+    problem = DarcyProblem(space)
+    matrix, rhs = problem.system(problem.coefficient(gaussian_random_field(np.random.default_rng(0), 65)))
+    exact = direct(matrix, rhs).solution
+    for tol in (None, 1e-10):
+        result = gauss_seidel(matrix, rhs, 500, tol=tol)
+        assert np.linalg.norm(result.solution - exact) / np.linalg.norm(exact) > 0.05
+        assert not result.converged and result.iterations == 500

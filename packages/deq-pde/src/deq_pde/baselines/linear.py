@@ -18,7 +18,7 @@ ORDERINGS = ("COLAMD", "MMD_AT_PLUS_A", "MMD_ATA", "NATURAL")
 
 
 def _check_system(matrix, rhs, x0=None) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
-    """Validate a square sparse matrix, a matching right-hand side and start vector."""
+    """Validate a square sparse matrix, a matching right-hand side and start vector, all finite."""
     if not sp.issparse(matrix):
         raise ValueError(f"matrix must be a scipy sparse matrix, got {type(matrix).__name__}")
     matrix = sp.csr_matrix(matrix, dtype=np.float64)
@@ -31,6 +31,13 @@ def _check_system(matrix, rhs, x0=None) -> tuple[sp.csr_matrix, np.ndarray, np.n
     x = np.zeros(n) if x0 is None else np.array(x0, dtype=np.float64)
     if x.shape != (n,):
         raise ValueError(f"initial guess must have shape ({n},), got {x.shape}")
+    for name, values in (("matrix", matrix.data), ("right-hand side", rhs), ("initial guess", x)):
+        bad = np.flatnonzero(~np.isfinite(values))
+        if bad.size:
+            raise ValueError(
+                f"the {name} has {bad.size} NaN or infinite entries (e.g. {float(values[bad[0]])!r}); "
+                f"check the coefficient and load it was assembled from"
+            )
     return matrix, rhs, x
 
 

@@ -27,6 +27,18 @@ def coefficient_at_quadrature(space: FunctionSpace, coef, at: Where = "quadratur
     raise ValueError(f"at must be 'quadrature' or 'nodes', got {at!r}")
 
 
+def check_coefficient(values: np.ndarray, name: str = "coefficient", positive: bool = True) -> np.ndarray:
+    """``values`` if all finite (and > 0 when ``positive``: ``-div(a grad u)`` needs it); else raise."""
+    bad = ~np.isfinite(values) | (values <= 0) if positive else ~np.isfinite(values)
+    if np.any(bad):
+        need = "finite and positive everywhere (the system is not SPD otherwise)" if positive else "finite"
+        raise ValueError(
+            f"the {name} must be {need}: {int(bad.sum())} of {values.size} values at the quadrature points "
+            f"are not, e.g. {float(values[bad][0])!r}"
+        )
+    return values
+
+
 def assemble_matrix(space: FunctionSpace, local: np.ndarray) -> sp.csr_matrix:
     """Sum local matrices (C, nd, nd) into the global CSR matrix via scipy COO -> CSR."""
     nd = space.dofs_per_cell
@@ -40,7 +52,7 @@ def assemble_matrix(space: FunctionSpace, local: np.ndarray) -> sp.csr_matrix:
 
 def stiffness(space: FunctionSpace, coef=1.0, at: Where = "quadrature") -> sp.csr_matrix:
     """Stiffness matrix of ``-div(coef grad u)``; ``coef`` at quadrature points, nodes or a callable."""
-    a = coefficient_at_quadrature(space, coef, at)
+    a = check_coefficient(coefficient_at_quadrature(space, coef, at))
     if a.ndim != 2:
         raise ValueError(f"the numpy path assembles one coefficient at a time, got shape {a.shape}")
     nd = space.dofs_per_cell
@@ -57,7 +69,7 @@ def load(
     space: FunctionSpace, f: float | Callable | np.ndarray = 1.0, at: Where = "quadrature"
 ) -> np.ndarray:
     """Load vector ``int f phi_i``; ``f`` a constant, callable ``f(x, y)``, quadrature or nodal values."""
-    fq = coefficient_at_quadrature(space, f, at)
+    fq = check_coefficient(coefficient_at_quadrature(space, f, at), "load f", positive=False)
     if fq.ndim != 2:
         raise ValueError(f"the numpy path assembles one load at a time, got shape {fq.shape}")
     local = np.einsum("cq,cqi->ci", fq, space.load_kernel)

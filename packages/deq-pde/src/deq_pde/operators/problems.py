@@ -9,7 +9,13 @@ import scipy.fft
 import scipy.sparse as sp
 from scipy.interpolate import RegularGridInterpolator
 
-from deq_pde.operators.assembly import assemble_matrix, coefficient_at_quadrature, load, stiffness
+from deq_pde.operators.assembly import (
+    assemble_matrix,
+    check_coefficient,
+    coefficient_at_quadrature,
+    load,
+    stiffness,
+)
 from deq_pde.operators.boundary import DirichletBC
 from deq_pde.operators.space import FunctionSpace
 
@@ -72,14 +78,7 @@ class DarcyProblem:
 
     def system(self, coef, at: str = "quadrature") -> tuple[sp.csr_matrix, np.ndarray]:
         """The reduced SPD system on the free dofs for coefficient ``coef`` (finite and positive)."""
-        a = coefficient_at_quadrature(self.space, coef, at)
-        bad = ~np.isfinite(a) | (a <= 0)
-        if np.any(bad):
-            raise ValueError(
-                f"the Darcy coefficient must be finite and positive everywhere (the system is not SPD "
-                f"otherwise): {int(bad.sum())} of {a.size} values at the quadrature points are not, "
-                f"e.g. {float(a[bad][0])!r}"
-            )
+        a = check_coefficient(coefficient_at_quadrature(self.space, coef, at), "Darcy coefficient")
         return self.bc.reduce(stiffness(self.space, a, "quadrature"), self.rhs)
 
 
