@@ -63,8 +63,15 @@ def _solve(recipe: tuple[str, dict[str, Any], int]) -> tuple[np.ndarray, np.ndar
 
 
 def cache_dir() -> Path:
-    """Where labels are cached: ``$DEQ_OPT_CACHE`` or ``~/.cache/deq-opt``."""
-    return Path(os.environ.get("DEQ_OPT_CACHE", Path.home() / ".cache" / "deq-opt"))
+    """The label cache: ``$DEQ_OPT_CACHE``, else ``$XDG_CACHE_HOME/deq-opt``, else ``~/.cache/deq-opt``.
+
+    Empty variables count as unset; a relative ``XDG_CACHE_HOME`` is ignored, as the XDG spec says.
+    """
+    own = os.environ.get("DEQ_OPT_CACHE", "")
+    if own:
+        return Path(own).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    return (Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache") / "deq-opt"
 
 
 def label(
@@ -78,7 +85,8 @@ def label(
     cache: Path | None = None,
     progress: bool = True,
 ) -> LabelledSet:
-    """``count`` seeded instances of ``generator(**params)`` labelled by GLOP (cached in ``cache``)."""
+    """``count`` seeded instances of ``generator(**params)`` labelled by GLOP, cached in ``cache`` (default
+    :func:`cache_dir`) as ``<generator>-<hash of the recipes>.npz``, written atomically."""
     seeds = spawn_seeds(seed, count)
     lps = [generate(generator, params, s) for s in seeds]
     key = json.dumps([generator, params, seeds], sort_keys=True)
@@ -88,6 +96,13 @@ def label(
     if path.is_file():
         with np.load(path) as data:
             return LabelledSet(lps, data["x"], data["y"], data["objective"], data["seconds"])
+    try:  # before the labelling, so that a bad location fails at once
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(
+            f"cannot create the GLOP label cache {folder} ({err.strerror}); "
+            "set DEQ_OPT_CACHE to a writable folder"
+        ) from err
     recipes = [(generator, params, s) for s in seeds]
     if workers == 1 and executor is None:
         results = [_solve(r) for r in recipes]
@@ -102,7 +117,6 @@ def label(
         np.array([r[2] for r in results]),
         np.array([r[3] for r in results]),
     )
-    folder.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
     np.savez(buffer, x=out.x, y=out.y, objective=out.objective, seconds=out.seconds)
     atomic_write(path, buffer.getvalue())
