@@ -111,9 +111,25 @@ def test_garbage_mesh_file_is_named_and_quiet(tmp_path, capfd):
     assert capfd.readouterr() == ("", "")
 
 
+def _write(path, points, blocks):
+    """A planar mesh file written by meshio."""
+    points = np.asarray(points, dtype=float)
+    meshio.write(path, meshio.Mesh(np.column_stack([points, np.zeros(len(points))]), blocks))
+    return path
+
+
 def test_invalid_mesh_file_names_the_file(tmp_path):
-    points = np.concatenate([SQUARE.points, [[0.3, 0.3]]])
-    planar = np.column_stack([points, np.zeros(len(points))])
-    meshio.write(tmp_path / "loose.vtk", meshio.Mesh(planar, [("triangle", SQUARE.cells)]))
-    with pytest.raises(MeshError, match=r"mesh file .*loose\.vtk: unreferenced vertices .* \[25\]"):
-        read_mesh(tmp_path / "loose.vtk")
+    twice = [("triangle", np.concatenate([SQUARE.cells, SQUARE.cells[3:4]]))]
+    with pytest.raises(MeshError, match=r"mesh file .*twice\.vtk: duplicated cells: cell 32 repeats cell 3"):
+        read_mesh(_write(tmp_path / "twice.vtk", SQUARE.points, twice))
+    mixed = [("triangle", SQUARE.cells), ("quad", np.array([[0, 1, 6, 5]]))]
+    with pytest.raises(MeshError, match=r"holds \['quad'\] cells; only linear triangle meshes"):
+        read_mesh(_write(tmp_path / "mixed.vtk", SQUARE.points, mixed))
+
+
+def test_mesh_file_nodes_in_no_triangle_are_dropped(tmp_path):
+    """A node no triangle uses (gmsh writes circle centres so) is left out; lines are ignored."""
+    points = np.concatenate([[[0.3, 0.3]], SQUARE.points])
+    blocks = [("line", np.array([[1, 2]])), ("triangle", SQUARE.cells + 1)]
+    mesh = read_mesh(_write(tmp_path / "orphan.vtk", points, blocks))
+    assert np.array_equal(mesh.points, SQUARE.points) and np.array_equal(mesh.cells, SQUARE.cells)

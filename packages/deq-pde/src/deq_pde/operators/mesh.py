@@ -99,7 +99,11 @@ def unit_square(n: int, m: int | None = None, diagonal: str = "right") -> Mesh:
 
 
 def read_mesh(path: str | Path) -> Mesh:
-    """Read a planar triangle mesh from any file format meshio understands (gmsh .msh, .vtk, .xdmf, ...)."""
+    """Read a planar triangle mesh from any file format meshio understands (gmsh .msh, .vtk, .xdmf, ...).
+
+    Lines and points (boundary markers) are ignored, and so are nodes that no triangle uses (the rest keep
+    their order); other 2D or 3D cells (quads, quadratic triangles, ...) are refused.
+    """
     import meshio
 
     path = Path(path)
@@ -112,12 +116,22 @@ def read_mesh(path: str | Path) -> Mesh:
     except (Exception, SystemExit) as exc:  # meshio raises many types, and exits on unknown formats
         said = " ".join(f"{chatter.getvalue()} {'' if isinstance(exc, SystemExit) else exc}".split())
         raise MeshError(f"cannot read mesh file {path}: it is not a readable mesh (meshio: {said})") from exc
+    other = sorted({block.type for block in data.cells if block.dim >= 2 and block.type != "triangle"})
+    if other:
+        raise MeshError(
+            f"mesh file {path} holds {other} cells; only linear triangle meshes are supported (split them "
+            f"into triangles, e.g. with gmsh)"
+        )
     triangles = [block.data for block in data.cells if block.type == "triangle"]
     if not triangles:
         kinds = sorted({block.type for block in data.cells})
         raise MeshError(f"mesh file {path} holds no triangle cells (found {kinds})")
+    points, cells = data.points, np.concatenate(triangles)
+    if cells.min() >= 0 and cells.max() < len(points):  # else Mesh names the bad ids
+        used = np.unique(cells)  # nodes in no triangle (gmsh's circle centres, say) are dropped
+        points, cells = points[used], np.searchsorted(used, cells)
     try:
-        return Mesh(data.points, np.concatenate(triangles))
+        return Mesh(points, cells)
     except MeshError as exc:
         raise MeshError(f"mesh file {path}: {exc}") from exc
 
