@@ -120,11 +120,18 @@ def ensure_backend_env(session: nox.Session, backend: str) -> str:
 
 
 def test_env(backend: str) -> dict[str, str]:
-    """Environment for a test run: one thread per process, DEQ_BACKEND naming the backend under test."""
+    """Environment for a test run: one thread per process, DEQ_BACKEND naming the backend under test.
+
+    JAX keeps its compiled programs in `.nox/jax-cache` (XLA's persistent cache, keyed by the program and the
+    flags), so a program compiled by one session or subprocess loads in a fraction of its compile time in
+    the next: the integration runs repeat the domain tests' smoke runs.
+    """
     return {
         "OMP_NUM_THREADS": "1",
         "XLA_FLAGS": os.environ.get("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false"),
         "DEQ_BACKEND": backend,
+        "JAX_COMPILATION_CACHE_DIR": os.environ.get("JAX_COMPILATION_CACHE_DIR", str(NOX_DIR / "jax-cache")),
+        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0.2",
     }
 
 

@@ -1,10 +1,12 @@
 """Every task of every installed domain, run through the ``deq`` CLI at seed 0 in smoke size, against its pin.
 
-Each task runs ``deq run DOMAIN --task TASK --quick --seed 0`` with ``DEQ_SMOKE=1`` in a subprocess (two at
-a time in torch, one at a time in JAX). Its report must follow the schema, its plot must exist, each number
-in it except timings must equal the pinned report (``pinned/<backend>/<domain>-<task>.json``) to the printed
-precision (4 significant digits). The pins were taken from the main that issue #13 started from, so a
-refactor that changes what users see fails here; a deliberate change re-pins with
+Each task runs ``deq run DOMAIN --task TASK --quick --seed 0 --threads 1`` with ``DEQ_SMOKE=1`` in a
+subprocess, two at a time. One thread makes a run bitwise repeatable (XLA's multi-threaded CPU kernels split
+their sums by the thread count, so they round differently). Its report must follow the schema, its plot
+must exist, each number in it except timings must equal the pinned report
+(``pinned/<backend>/<domain>-<task>.json``) to the printed precision (4 significant digits). The pins were
+taken from the main that issue #13 started from (the JAX pins again with one thread), so a refactor that
+changes what users see fails here; a deliberate change re-pins with
 
     python integration_tests/test_pinned_reports.py --write RUNS_DIR
 
@@ -95,23 +97,19 @@ TASKS = [
 
 
 def run_task(name: str, task: str, out: Path) -> subprocess.CompletedProcess:
-    """``deq run name --task task --quick --seed 0`` in smoke size, writing into ``out``."""
+    """``deq run name --task task --quick --seed 0 --threads 1`` in smoke size, writing into ``out``."""
     env = {**os.environ, "DEQ_SMOKE": "1", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     argv = [sys.executable, "-m", "deq_core.cli", "run", name, "--task", task, "--quick"]
-    argv += ["--backend", BACKEND, "--seed", "0", "--out", str(out)]
+    argv += ["--backend", BACKEND, "--seed", "0", "--threads", "1", "--out", str(out)]
     return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=900)
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], tuple[Path, Any]]:
-    """Every task's output folder and finished process: two at a time in torch, one at a time in JAX.
-
-    JAX runs one at a time: in a fresh-clone CI run, two at a time, opt/random-lp trained to slightly other
-    weights (warm-start PDLP iterations 224 -> 256) than the same commit run alone, which matches its pin.
-    """
+    """Every task's output folder and finished process, two runs at a time (each on one thread)."""
     root = tmp_path_factory.mktemp("runs")
     folders = {key: root / f"{key[0]}-{key[1]}" for key in TASKS}
-    with ThreadPoolExecutor(max_workers=1 if BACKEND == "jax" else 2) as pool:
+    with ThreadPoolExecutor(max_workers=2) as pool:
         done = {key: pool.submit(run_task, *key, folder) for key, folder in folders.items()}
     return {key: (folders[key], future.result()) for key, future in done.items()}
 
