@@ -2,8 +2,9 @@
 
 ``run`` builds the task's problem (numpy), trains DEQ-HQS/PGD and its same-size explicit twin on the chosen
 backend, runs the tuned classical baselines on the same test images, evaluates PSNR/SSIM and the Fourier
-Lipschitz recipe per budget, writes ``grid.png`` and returns the report. No framework is imported here at
-module level.
+Lipschitz recipe per budget, writes ``grid.png`` and every trained model (``models/NAME/``, see
+:mod:`deq_imaging.models.files`) and returns the report; ``load_model`` and ``predict`` serve
+``deq_core.load_model`` and ``deq predict``. No framework is imported here at module level.
 """
 
 from __future__ import annotations
@@ -48,6 +49,11 @@ def run(
     from deq_imaging.evaluation.classical import run_baselines
 
     cfg = parse_config(config)
+    if task == "ct" and cfg.data is not None:
+        raise ConfigError(
+            "the ct task trains on simulated phantoms; --data (a folder of clean images) works for deblur "
+            "and denoise"
+        )
     start = time.perf_counter()
     problem = make_problem(task, cfg, seed)
     seconds = {"data": time.perf_counter() - start}
@@ -87,7 +93,7 @@ def run(
         "figures": {"grid": str(figure)},
         "test_images": int(len(problem.test_x)),
     }
-    return build_report(
+    report = build_report(
         domain="imaging",
         task=task,
         backend=backend,
@@ -104,6 +110,27 @@ def run(
         config=config,
         extra=extra,
     )
+    from deq_imaging.models.files import save_models
+
+    save_models(out_dir, task, config, cfg, problem, backend, result)
+    return report
+
+
+def load_model(folder: Path, manifest: dict[str, Any], device: str | None) -> Any:
+    """The imaging model in ``folder`` (an :class:`~deq_imaging.models.files.ImagingModel`) on ``device``."""
+    from deq_imaging.models import files
+
+    return files.load_model(folder, manifest, device)
+
+
+def predict(
+    model: Any, input: Path, out_dir: Path, steps: int | None = None, reference: Path | None = None
+) -> dict[str, Any]:
+    """``deq predict``: restore the folder or ``.npy`` of degraded images ``input`` into PNGs in ``out_dir``
+    (see :mod:`deq_imaging.evaluation.predict`)."""
+    from deq_imaging.evaluation.predict import predict as restore_files
+
+    return restore_files(model, input, out_dir, steps, reference)
 
 
 domain = Domain(
@@ -112,4 +139,6 @@ domain = Domain(
     default_config=default_config,
     run=run,
     description="image reconstruction: DEQ-HQS/PGD vs explicit nets and classical baselines",
+    load_model=load_model,
+    predict=predict,
 )

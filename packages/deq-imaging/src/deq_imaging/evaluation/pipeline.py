@@ -39,6 +39,26 @@ def _call(model: Any, y: Any) -> Any:
     return model(y)
 
 
+def _budget(model: Any, y: Any, steps: int) -> Any:
+    return model.budget(y, steps)
+
+
+def restore(backend: Backend, model: Any, y: Any, steps: int | None = None) -> Any:
+    """``model``'s reconstruction of ``y`` as the report scores it: with ``steps``, the implicit model's
+    iterate after exactly ``steps`` cell applications from its start (Picard: one application at a time,
+    as :func:`per_budget` runs them); without, one call of a one-shot (explicit or unrolled) model."""
+    with backend.no_grad():
+        if steps is None:
+            return backend.jit(_call)(model, y)
+        if not _picard(model):
+            return backend.jit(_budget)(model, y, steps)
+        cell = model.deq.cell
+        z = backend.start(cell, y)
+        for _ in range(steps):
+            z = backend.step(cell, z, y)
+        return z
+
+
 def per_budget(
     backend: Backend, model: Any, y: Any, clean: np.ndarray, budgets: Sequence[int], keep: set[int]
 ) -> dict:
@@ -141,30 +161,32 @@ def learned_values(cell: Any) -> dict[str, float]:
     return learned | {name: float(xp.exp(log))}
 
 
-def train_unrolled(backend: Backend, problem: Problem, cfg: ImagingConfig, seed: int) -> dict[str, Any]:
+def train_unrolled(
+    backend: Backend, problem: Problem, cfg: ImagingConfig, seed: int
+) -> tuple[dict[str, Any], Any]:
     """Build (seeded apart from the other models), train and score on the test set the unrolled network of
-    ``cfg.unrolled_stages`` untied cells."""
+    ``cfg.unrolled_stages`` untied cells; return its scores and the trained network."""
     cells = backend.cells(problem.spec, cfg, seed, cfg.unrolled_stages, stream=2)
     model = backend.place(backend.models.Unrolled(cells))
     start = time.perf_counter()
     model, log = train_explicit(backend, model, problem, cfg, seed)
     seconds = time.perf_counter() - start
     model = backend.inference(model)
-    with backend.no_grad():
-        output = backend.numpy(backend.jit(_call)(model, backend.array(problem.test_y)))
+    output = backend.numpy(restore(backend, model, backend.array(problem.test_y)))
     fields = {
         "stages": cfg.unrolled_stages,
         "params": backend.count_parameters(model),
         "train_seconds": seconds,
     }
-    return scored(output, problem.test_x, losses=log["losses"], **fields)
+    return scored(output, problem.test_x, losses=log["losses"], **fields), model
 
 
 def train_and_evaluate(
     problem: Problem, cfg: ImagingConfig, backend: str | Backend, device: str, seed: int
 ) -> dict[str, Any]:
     """Train the models (the DEQ, its explicit twin and, if asked, the unrolled network) on ``backend``
-    (a name or an adapter), then measure quality and Lipschitz estimates per budget on the test set."""
+    (a name or an adapter), then measure quality and Lipschitz estimates per budget on the test set;
+    ``models`` holds the trained networks by name (``implicit``, ``explicit``, ``unrolled``)."""
     adapter = load(backend, device) if isinstance(backend, str) else backend
     with adapter.scope():
         return _train_and_evaluate(adapter, problem, cfg, seed)
@@ -182,18 +204,21 @@ def _train_and_evaluate(backend: Backend, problem: Problem, cfg: ImagingConfig, 
     start = time.perf_counter()
     explicit, explicit_log = train_explicit(backend, explicit, problem, cfg, seed)
     seconds["train_explicit"] = time.perf_counter() - start
-    unrolled = train_unrolled(backend, problem, cfg, seed) if cfg.unrolled_stages else None
+    unrolled, unrolled_model = (
+        train_unrolled(backend, problem, cfg, seed) if cfg.unrolled_stages else (None, None)
+    )
     if unrolled:
         seconds["train_unrolled"] = unrolled["train_seconds"]
     implicit, explicit = backend.inference(implicit), backend.inference(explicit)
+    models = {"implicit": implicit, "explicit": explicit} | ({"unrolled": unrolled_model} if unrolled else {})
 
     start = time.perf_counter()
     test_y = backend.array(problem.test_y)
     budgets = list(cfg.budgets)
     keep = {*cfg.grid_budgets, cfg.max_iter, budgets[-1]}
     curve = per_budget(backend, implicit, test_y, problem.test_x, budgets, keep)
+    explicit_out = backend.numpy(restore(backend, explicit, test_y))
     with backend.no_grad():
-        explicit_out = backend.numpy(backend.jit(_call)(explicit, test_y))
         direct = backend.numpy(implicit.deq.cell.family.direct(test_y))
     explicit_scores = scored(explicit_out, problem.test_x)
     seconds["evaluate"] = time.perf_counter() - start
@@ -227,4 +252,5 @@ def _train_and_evaluate(backend: Backend, problem: Problem, cfg: ImagingConfig, 
         "train": {"implicit": implicit_log, "explicit": explicit_log},
         "learned": learned,
         "seconds": seconds,
+        "models": models,
     }

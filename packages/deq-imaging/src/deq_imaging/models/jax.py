@@ -8,15 +8,18 @@ parameters and run in NHWC layout.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 
+from deq_core.errors import ModelFileError
 from deq_core.jax import DEQ
 from deq_core.jax.analysis import iterate_exactly
 from deq_core.jax.regularizers import SpectralNorm, spectral_normalize, trainable
+from deq_core.jax.weights import load_weights, save_weights
 from deq_imaging.models import cells, networks
 from deq_imaging.models.cells import conjugate_gradient, richardson  # noqa: F401 (this module's interface)
 from deq_imaging.models.family import OperatorFamily
@@ -139,3 +142,18 @@ def build_cell(spec: Any, cfg: Any, key: jax.Array, channels: int = 1) -> cells.
 def count_parameters(model: eqx.Module) -> int:
     """Number of trainable scalars (spectral-norm state excluded)."""
     return sum(int(a.size) for a in jax.tree.leaves(eqx.filter(model, trainable(model))))
+
+
+WEIGHTS = "weights.eqx"
+
+
+def save(model: eqx.Module, folder: Path) -> list[str]:
+    """Write ``model``'s array leaves into the model folder being written (Equinox); their file names."""
+    save_weights(model, folder / WEIGHTS)
+    return [WEIGHTS]
+
+
+def load(like: eqx.Module, folder: Path) -> eqx.Module:
+    """``like`` (built from the folder's config) with the leaves of model folder ``folder``; leaves that do
+    not fit raise :class:`~deq_core.errors.ModelFileError` naming the file."""
+    return load_weights(like, folder / WEIGHTS, ModelFileError)

@@ -6,12 +6,16 @@ they get torch parameters (``_Torch``) and the residual CNN ``Denoiser``.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import nn
 
+from deq_core.errors import ModelFileError
 from deq_core.torch import DEQ
 from deq_core.torch.analysis import iterate_exactly
 from deq_core.torch.regularizers import spectral_normalize
+from deq_core.torch.weights import load_weights, save_weights
 from deq_imaging.models import cells, networks
 from deq_imaging.models.cells import conjugate_gradient, richardson  # noqa: F401 (this module's interface)
 from deq_imaging.models.family import OperatorFamily  # noqa: F401
@@ -86,3 +90,19 @@ def build_cell(spec: object, cfg: object, channels: int = 1) -> cells.Cell:
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable scalars."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+WEIGHTS = "weights.safetensors"
+
+
+def save(model: nn.Module, folder: Path) -> list[str]:
+    """Write ``model``'s weights into the model folder being written, as safetensors; their file names."""
+    save_weights(model, folder / WEIGHTS)
+    return [WEIGHTS]
+
+
+def load(like: nn.Module, folder: Path) -> nn.Module:
+    """``like`` (built from the folder's config) with the weights of model folder ``folder`` (in place);
+    weights that do not fit raise :class:`~deq_core.errors.ModelFileError` naming the file."""
+    load_weights(like, folder / WEIGHTS, ModelFileError)
+    return like
