@@ -13,6 +13,8 @@ from deq_core.config import from_dict
 from deq_core.domains import Domain, smoke
 from deq_core.errors import ConfigError
 from deq_opt.evaluation.pipeline import OptConfig, run_task
+from deq_opt.evaluation.predict import predict
+from deq_opt.models.files import load_model
 
 TASKS = {
     "random-lp": "the research's random LPs: 10 constraints, 50 variables, 100 non-zeros, 30% equalities",
@@ -121,4 +123,6 @@ domain = Domain(
     default_config=default_config,
     run=run,
     description="linear programs: learned PDHG, DEQ-GNN, explicit GNN, OR-Tools baselines, PDLP warm starts",
+    load_model=load_model,
+    predict=predict,
 )

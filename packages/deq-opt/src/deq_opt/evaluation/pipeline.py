@@ -6,6 +6,7 @@ The backend module (``deq_opt.models.torch`` or ``deq_opt.models.jax``) provides
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 from collections.abc import Sequence
@@ -23,6 +24,7 @@ from deq_opt.evaluation.figures import plot_budget_metrics, plot_warm_start
 from deq_opt.evaluation.lipschitz import lipschitz_ratios
 from deq_opt.evaluation.metrics import solution_metrics
 from deq_opt.evaluation.warmstart import warm_start_comparison
+from deq_opt.models.files import write_models
 from deq_opt.models.graphs import Scales, decode, featurize, fit_scales
 from deq_opt.models.spec import ModelSpec, deq_solve
 from deq_opt.models.training import TrainRun, train_config
@@ -155,7 +157,7 @@ def run_task(
 
     The reported implicit model is the learned weight-tied PDHG; the DEQ-GNN's numbers go to ``extra``.
     Returns the pieces of the report: ``iterations``, ``quality``, ``lipschitz``, ``params``, ``baselines``,
-    ``explicit``, ``extra``.
+    ``explicit``, ``extra``. The three models go to ``out_dir/models/`` (:mod:`deq_opt.models.files`).
     """
     s_train, s_test, _ = split_seeds(seed)
     t0 = time.perf_counter()
@@ -248,6 +250,24 @@ def run_task(
             "seconds": float(np.mean([r.seconds for r in pdlp])),
         },
     }
+    apply = {
+        "scales": dataclasses.asdict(scales),
+        "steps": cfg.budgets[-1],
+        "pdlp_tolerance": cfg.warm_tolerances[0],
+        "test_set": {"generator": cfg.generator, "params": cfg.params, "count": cfg.n_test, "seed": s_test},
+    }
+    last_budget = {name: {key: v[-1] for key, v in per_budget[name].items()} for name in per_budget}
+    metrics = {name: {**last_budget[name], "steps": cfg.budgets[-1]} for name in last_budget}
+    config = {**dataclasses.asdict(cfg), "m": m, "n": n}
+    write_models(
+        out_dir,
+        models,
+        backend,
+        task=task,
+        config=config,
+        apply=apply,
+        metrics={**metrics, "explicit": explicit_metrics},
+    )
     return {
         "iterations": list(cfg.budgets),
         "quality": per_budget["pdhg"]["primal_error"],

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+from pathlib import Path
 from typing import Any
 
 import equinox as eqx
@@ -18,8 +19,10 @@ import numpy as np
 import optax
 
 from deq_core.config import SolveOptions
+from deq_core.errors import ModelFileError
 from deq_core.jax import DEQ
 from deq_core.jax.train import fit
+from deq_core.jax.weights import load_weights, save_weights
 from deq_opt.models import layers, training
 from deq_opt.models.graphs import CON_FEATURES, VAR_FEATURES, GraphBatch
 from deq_opt.models.spec import ModelSpec
@@ -28,11 +31,14 @@ __all__ = [
     "DEQGNN",
     "ExplicitGNN",
     "LearnedPDHG",
+    "WEIGHTS",
     "build_models",
     "graph_arrays",
+    "load",
     "param_count",
     "predict",
     "residual",
+    "save",
     "train",
 ]
 
@@ -260,6 +266,26 @@ def build_models(spec: ModelSpec, n: int, m: int, seed: int = 0) -> dict[str, eq
         "gnn": DEQGNN(spec, n, m, rng),
         "explicit": ExplicitGNN(spec.explicit_width, spec.explicit_layers, rng),
     }
+
+
+WEIGHTS = "weights.eqx"
+
+
+def save(model: eqx.Module, path: Path) -> None:
+    """Write ``model``'s array leaves to ``path`` (Equinox's serialisation)."""
+    save_weights(model, path)
+
+
+def load(model_class: str, spec: ModelSpec, n: int, m: int, path: Path, device: str) -> eqx.Module:
+    """The ``model_class`` of ``spec`` for ``m`` x ``n`` LPs with the weights of ``path``, on ``device``."""
+    rng = np.random.default_rng(0)  # a template only: every leaf is read from the file
+    if model_class == "ExplicitGNN":
+        like = ExplicitGNN(spec.explicit_width, spec.explicit_layers, rng)
+    else:
+        like = {"LearnedPDHG": LearnedPDHG, "DEQGNN": DEQGNN}[model_class](spec, n, m, rng)
+    target = jax.devices("gpu" if device == "cuda" else device)[0]
+    model = load_weights(like, path, ModelFileError)
+    return jax.tree.map(lambda leaf: jax.device_put(leaf, target) if eqx.is_array(leaf) else leaf, model)
 
 
 @functools.cache

@@ -7,6 +7,7 @@ summed by ``index_add_`` on the flattened batch. All models output scaled primal
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,9 +15,11 @@ import torch
 from torch import nn
 
 from deq_core.config import SolveOptions
+from deq_core.errors import ModelFileError
 from deq_core.torch import DEQ
 from deq_core.torch.analysis import iterate_exactly
 from deq_core.torch.train import fit
+from deq_core.torch.weights import load_weights, save_weights
 from deq_opt.models import layers, training
 from deq_opt.models.graphs import CON_FEATURES, VAR_FEATURES, GraphBatch
 from deq_opt.models.spec import ModelSpec
@@ -25,11 +28,14 @@ __all__ = [
     "DEQGNN",
     "ExplicitGNN",
     "LearnedPDHG",
+    "WEIGHTS",
     "build_models",
     "graph_tensors",
+    "load",
     "param_count",
     "predict",
     "residual",
+    "save",
     "train",
 ]
 
@@ -219,6 +225,25 @@ def build_models(spec: ModelSpec, n: int, m: int) -> dict[str, nn.Module]:
         "gnn": DEQGNN(spec, n, m),
         "explicit": ExplicitGNN(spec.explicit_width, spec.explicit_layers),
     }
+
+
+WEIGHTS = "weights.safetensors"
+
+
+def save(model: nn.Module, path: Path) -> None:
+    """Write ``model``'s weights to ``path`` (safetensors)."""
+    save_weights(model, path)
+
+
+def load(model_class: str, spec: ModelSpec, n: int, m: int, path: Path, device: str) -> nn.Module:
+    """The ``model_class`` of ``spec`` for ``m`` x ``n`` LPs with the weights of ``path``, on ``device``."""
+    if model_class == "ExplicitGNN":
+        model = ExplicitGNN(spec.explicit_width, spec.explicit_layers)
+    else:
+        model = {"LearnedPDHG": LearnedPDHG, "DEQGNN": DEQGNN}[model_class](spec, n, m)
+    model.to(device)
+    load_weights(model, path, ModelFileError)
+    return model.eval()
 
 
 def train(
