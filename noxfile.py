@@ -119,6 +119,10 @@ def ensure_backend_env(session: nox.Session, backend: str) -> str:
     return rel(python)
 
 
+# Test processes per package session (each test on one thread); the integration runs pace themselves.
+TEST_WORKERS = int(os.environ.get("DEQ_TEST_WORKERS", min(2, os.cpu_count() or 1)))
+
+
 def test_env(backend: str) -> dict[str, str]:
     """Environment for a test run: one thread per process, DEQ_BACKEND naming the backend under test.
 
@@ -135,9 +139,14 @@ def test_env(backend: str) -> dict[str, str]:
     }
 
 
-def run_pytest(session: nox.Session, backend: str, target: Path, junit_name: str) -> None:
-    """Run pytest on `target` in the backend venv; exit 5 (no tests collected) passes with a warning."""
+def run_pytest(session: nox.Session, backend: str, target: Path, junit_name: str, workers: int = 0) -> None:
+    """Run pytest on `target` in the backend venv; exit 5 (no tests collected) passes with a warning.
+
+    `workers` > 1 spreads the test files over that many processes (pytest-xdist): every test runs on one
+    thread, so one process leaves the machine's other cores idle.
+    """
     python = ensure_backend_env(session, backend)
+    spread = ["-n", str(workers), "--dist", "loadfile"] if workers > 1 else []
     JUNIT_DIR.mkdir(parents=True, exist_ok=True)
     junit = JUNIT_DIR / f"{junit_name}.xml"
     junit.unlink(missing_ok=True)
@@ -147,6 +156,7 @@ def run_pytest(session: nox.Session, backend: str, target: Path, junit_name: str
         "pytest",
         rel(target),
         f"--junitxml={rel(junit)}",
+        *spread,
         *session.posargs,
         env=test_env(backend),
         external=True,
@@ -165,7 +175,7 @@ def tests(session: nox.Session, backend: str, package: str) -> None:
     tests_dir = PACKAGES_DIR / package / "tests"
     if not tests_dir.is_dir():
         session.skip(f"{rel(tests_dir)} does not exist")
-    run_pytest(session, backend, tests_dir, f"{package}-{backend}")
+    run_pytest(session, backend, tests_dir, f"{package}-{backend}", workers=TEST_WORKERS)
 
 
 @nox.session(venv_backend="none", default=False)
@@ -320,6 +330,28 @@ def core_bare(session: nox.Session) -> None:
     session.install("-c", rel(CONSTRAINTS), rel(PACKAGES_DIR / CORE))
     session.log("python -c BARE_CHECK  # import every non-backend deq_core module; no torch/jax may appear")
     session.run("python", "-c", BARE_CHECK, env={"OMP_NUM_THREADS": "1"}, log=False)
+
+
+INSTALL_DOMAIN = "deq-imaging"
+
+
+@nox.session(venv_backend="none")
+def install(session: nox.Session) -> None:
+    """The README's install, verbatim, in a fresh venv: deq-core and one domain with torch from the checkout,
+    not editable; then `deq list` must show the domain. Logs the install time."""
+    envdir = NOX_DIR / "install-torch"
+    shutil.rmtree(envdir, ignore_errors=True)
+    session.run(sys.executable, "-m", "venv", rel(envdir), external=True)
+    bin_dir = envdir / "bin"
+    started = time.monotonic()
+    specs = [f"./{rel(PACKAGES_DIR / CORE)}[torch]", f"./{rel(PACKAGES_DIR / INSTALL_DOMAIN)}[torch]"]
+    session.run(rel(bin_dir / "pip"), "install", "--quiet", "-c", rel(CONSTRAINTS), *specs, external=True)
+    session.log(f"{INSTALL_DOMAIN}[torch] installed in a fresh venv in {time.monotonic() - started:.0f} s")
+    env = {"OMP_NUM_THREADS": "1"}
+    listing = session.run(rel(bin_dir / "deq"), "list", external=True, silent=True, env=env)
+    domain = INSTALL_DOMAIN.removeprefix("deq-")
+    if not listing or not any(line.startswith(f"{domain}:") for line in listing.splitlines()):
+        session.error(f"`deq list` in the fresh venv does not show {domain}:\n{listing}")
 
 
 # `nox -s lint`, in order; each runs even when an earlier one failed. The backend share comes last: it fails
