@@ -29,13 +29,17 @@ from deq_pde.datasets import (
 from deq_pde.evaluation.classical import classical_baselines, darcy_runners, nonlinear_runners
 from deq_pde.evaluation.figures import plot_predictions
 from deq_pde.evaluation.pipeline import run_models
+from deq_pde.evaluation.predict import predict
 from deq_pde.evaluation.protocol import RunSettings, Split
-from deq_pde.models.settings import ModelSettings, TrainSettings, deq_solve
+from deq_pde.models.files import load, model_name, save_model
+from deq_pde.models.settings import TrainSettings, model_settings
 
 TASKS = {
     "darcy": "Darcy flow -div(a grad u) = 1: thresholded-GRF coefficient (12/3) -> FEM solution on a grid",
     "nonlinear": "nonlinear diffusion -div((1 + u^2) grad u) = f: smooth random forcing -> FEM solution",
 }
+INPUTS = {"darcy": "coefficient", "nonlinear": "forcing"}
+NORMALISATION = ("input_mean", "input_std", "output_mean", "output_std")
 CACHE_ENV = "DEQ_PDE_CACHE"
 
 
@@ -75,13 +79,7 @@ class PDEConfig:
     def settings(self) -> RunSettings:
         """The backend-facing model, training and analysis settings."""
         return RunSettings(
-            model=ModelSettings(
-                self.width,
-                self.modes,
-                self.projection,
-                self.contraction,
-                deq_solve(self.solver, self.train_iters, self.phantom_steps, self.phantom_tau),
-            ),
+            model=model_settings(dataclasses.asdict(self)),
             train=TrainSettings(self.epochs, self.batch, self.lr, self.weight_decay),
             explicit_depths=tuple(self.explicit_depths),
             budgets=tuple(self.budgets),
@@ -165,7 +163,7 @@ def _dataset(task: str, cfg: PDEConfig, data_cfg: DarcyConfig | NonlinearConfig,
         generate(folder, total, data_cfg, workers=cfg.workers, progress=not smoke())
     keys = ("coefficient", "field", "solution") if task == "darcy" else ("forcing", "solution")
     arrays = dict(zip(keys, store.load(folder, keys, total), strict=True))
-    arrays["input"] = arrays["coefficient" if task == "darcy" else "forcing"]
+    arrays["input"] = arrays[INPUTS[task]]
     arrays["folder"] = str(folder)
     return arrays
 
@@ -193,7 +191,7 @@ def run(
     t0 = time.perf_counter()
     data = _dataset(task, cfg, data_cfg, out_dir)
     data_seconds = time.perf_counter() - t0
-    n = cfg.n_train
+    n, n_grid = cfg.n_train, data["input"].shape[-1]
     split = Split(data["input"][:n], data["solution"][:n], data["input"][n:], data["solution"][n:])
     if backend == "torch":
         from deq_pde.evaluation.torch import backend as adapter
@@ -243,7 +241,7 @@ def run(
         model_name=f"FNO-DEQ ({max(cfg.budgets)} it.)",
     )
     explicit = result["explicit"]
-    return build_report(
+    report = build_report(
         domain="pde",
         task=task,
         backend=backend,
@@ -274,6 +272,47 @@ def run(
             "figures": ["samples.png"],
         },
     )
+    models = out_dir / "models"
+    _save_models(models, task, backend, {**config, "seed": seed}, data_cfg, n_grid, result, report)
+    return report
+
+
+def _save_models(
+    folder: Path,
+    task: str,
+    backend: str,
+    config: dict[str, Any],
+    data_cfg: DarcyConfig | NonlinearConfig,
+    grid_size: int,
+    result: dict[str, Any],
+    report: dict[str, Any],
+) -> None:
+    """Keep every model of the run in ``folder/NAME`` with what applying it needs and its report scores."""
+    iterations, errors = report["iterations"], report["quality"]["implicit"]
+    steps = max(iterations)
+    apply = {
+        "input": INPUTS[task],
+        "grid_size": grid_size,
+        "problem": TASKS[task],
+        "data": dataclasses.asdict(data_cfg),
+        "normalisation": dict(zip(NORMALISATION, result["normalisation"], strict=True)),
+    }
+    for depth, model in result["models"].items():
+        if depth is None:
+            extra = {"steps": steps, "budgets": iterations}
+            metrics = {"rel_l2": errors[iterations.index(steps)], "steps": steps, "rel_l2_per_budget": errors}
+        else:  # depth 1 is the report's "explicit"
+            extra, metrics = {}, {"rel_l2": report["extra"]["explicit_fno"][str(depth)]["error"]}
+        save_model(
+            folder / model_name(depth),
+            model,
+            depth,
+            task=task,
+            backend=backend,
+            config=config,
+            apply={**apply, **extra},
+            metrics=metrics,
+        )
 
 
 domain = Domain(
@@ -282,4 +321,6 @@ domain = Domain(
     default_config=default_config,
     run=run,
     description="PDE neural operators: FNO-DEQ vs explicit FNO vs classical FEM solvers (basix)",
+    load_model=load,
+    predict=predict,
 )

@@ -68,7 +68,11 @@ def seconds_per_sample(backend: Backend, fn: Callable[[Array], Array], inputs: A
 
 
 def run_models(split: Split, settings: RunSettings, backend: Backend, seed: int) -> dict[str, Any]:
-    """Train the implicit and explicit models on ``split`` and analyse them (see :class:`RunSettings`)."""
+    """Train the implicit and explicit models on ``split`` and analyse them (see :class:`RunSettings`).
+
+    ``models`` maps each explicit FNO's depth, and None for the FNO-DEQ, to the trained model;
+    ``normalisation`` is the (input mean, input std, output mean, output std) they fitted on the training set.
+    """
     with backend.on_device():
         backend.seed(seed)
         n = split.train_inputs.shape[-1]
@@ -124,4 +128,6 @@ def run_models(split: Split, settings: RunSettings, backend: Backend, seed: int)
             "params": backend.count_params(implicit),
             "train_loss": losses,
             "figure": backend.to_numpy(figure).astype(np.float64),
+            "models": {None: implicit, **explicit},
+            "normalisation": backend.to_numpy(implicit.codec.scales).tolist(),
         }

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import math
+from pathlib import Path
 from typing import Any
 
 import equinox as eqx
@@ -17,9 +18,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from deq_core.errors import ModelFileError
 from deq_core.jax import DEQ
 from deq_core.jax.analysis import iterate_exactly
 from deq_core.jax.train import fit
+from deq_core.jax.weights import load_weights
+from deq_core.jax.weights import save_weights as save_weights
 from deq_pde.models import fourier
 from deq_pde.models.fourier import POWER_ITERS
 from deq_pde.models.fourier import relative_l2 as relative_l2
@@ -231,10 +235,40 @@ def budget_fn(model: FNODEQ) -> eqx.Partial:
     return eqx.Partial(_budget, model)
 
 
+@eqx.filter_jit
+def _solution(model: eqx.Module, a: jax.Array) -> jax.Array:
+    return fourier.solution(model(a))
+
+
+@eqx.filter_jit
+def _budget_jit(model: FNODEQ, a: jax.Array, steps: int) -> jax.Array:
+    return model.budget(a, steps)  # steps, a Python int, is static: one compile per budget and shape
+
+
 def predict(model: eqx.Module, inputs: jax.Array, batch: int = 64, steps: int | None = None) -> jax.Array:
     """Batched jitted prediction of ``model`` (``u`` of an FNO-DEQ), or of ``model.budget(., steps)``."""
+    chunks = (inputs[i : i + batch] for i in range(0, inputs.shape[0], batch))
     if steps is None:
-        fn = eqx.filter_jit(lambda m, a: fourier.solution(m(a)))
-    else:
-        fn = eqx.filter_jit(lambda m, a: m.budget(a, steps))
-    return jnp.concatenate([fn(model, inputs[i : i + batch]) for i in range(0, inputs.shape[0], batch)])
+        return jnp.concatenate([_solution(model, a) for a in chunks])
+    return jnp.concatenate([_budget_jit(model, a, steps) for a in chunks])
+
+
+WEIGHTS = "weights.eqx"
+"""The weights file of a model folder (:mod:`deq_pde.models.files`)."""
+
+
+def read(path: Path, n: int, settings: ModelSettings, depth: int | None, device: str | None) -> eqx.Module:
+    """The FNO-DEQ (``depth`` None) or FNO of the Equinox leaves file ``path``, its arrays on ``device``."""
+    rng = np.random.default_rng(0)  # a template only: every leaf is read from the file
+    like = FNODEQ(n, settings, rng) if depth is None else FNO(n, settings, rng, depth)
+    target = jax.devices("gpu" if device == "cuda" else (device or "cpu"))[0]
+    model = load_weights(like, path, ModelFileError)
+    return jax.tree.map(lambda leaf: jax.device_put(leaf, target) if eqx.is_array(leaf) else leaf, model)
+
+
+def apply(model: eqx.Module, inputs, steps: int | None) -> np.ndarray:
+    """:func:`predict` of numpy (or JAX) ``inputs`` on the model's device, as numpy."""
+    target = next(iter(model.codec.grid.devices()))
+    return np.asarray(
+        predict(model, jax.device_put(jnp.asarray(inputs, dtype=jnp.float32), target), steps=steps)
+    )

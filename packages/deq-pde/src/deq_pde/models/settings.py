@@ -6,6 +6,7 @@ is built (:func:`deq_solve`); every mistake in these settings is a :class:`deq_c
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +49,25 @@ class ModelSettings:
             raise ConfigError(f"ModelSettings.contraction must be positive, got {self.contraction}")
         if not isinstance(self.solve, SolveOptions):
             raise ConfigError(f"ModelSettings.solve must be a SolveOptions, got {type(self.solve).__name__}")
+
+
+MODEL_KEYS = (
+    "width",
+    "modes",
+    "projection",
+    "contraction",
+    "solver",
+    "train_iters",
+    "phantom_steps",
+    "phantom_tau",
+)
+"""The keys of a run config that :func:`model_settings` reads."""
+
+
+def model_settings(config: Mapping[str, Any]) -> ModelSettings:
+    """The :class:`ModelSettings` of a run config's :data:`MODEL_KEYS` (a model folder is rebuilt from it)."""
+    width, modes, projection, contraction, *solve = (config[key] for key in MODEL_KEYS)
+    return ModelSettings(width, modes, projection, contraction, deq_solve(*solve))
 
 
 @dataclass(frozen=True)

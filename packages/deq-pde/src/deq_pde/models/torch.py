@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from deq_core.errors import ModelFileError
 from deq_core.torch import DEQ
 from deq_core.torch.analysis import iterate_exactly
 from deq_core.torch.train import fit
+from deq_core.torch.weights import load_weights
+from deq_core.torch.weights import save_weights as save_weights
 from deq_pde.models import fourier
 from deq_pde.models.fourier import POWER_ITERS
 from deq_pde.models.fourier import relative_l2 as relative_l2
@@ -182,3 +186,20 @@ def predict(
             for i in range(0, inputs.shape[0], batch)
         ]
     return torch.cat([fourier.solution(part) for part in parts])
+
+
+WEIGHTS = "weights.safetensors"
+"""The weights file of a model folder (:mod:`deq_pde.models.files`)."""
+
+
+def read(path: Path, n: int, settings: ModelSettings, depth: int | None, device: str | None) -> nn.Module:
+    """The FNO-DEQ (``depth`` None) or FNO of the safetensors file ``path``, on ``device``, in eval mode."""
+    model = (FNODEQ(n, settings) if depth is None else FNO(n, settings, depth)).to(device or "cpu")
+    load_weights(model, path, ModelFileError)
+    return model.eval()
+
+
+def apply(model: nn.Module, inputs, steps: int | None) -> np.ndarray:
+    """:func:`predict` of numpy (or tensor) ``inputs`` on the model's device, as numpy."""
+    batch = torch.as_tensor(inputs, dtype=torch.float32, device=model.codec.grid.device)
+    return predict(model, batch, steps=steps).cpu().numpy()
