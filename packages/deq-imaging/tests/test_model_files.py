@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -82,6 +83,19 @@ def test_loaded_models_reproduce_the_report_at_every_budget(run):
         assert mean_scores(model(problem.test_y), problem.test_x)[0] == pytest.approx(reported, abs=0.01)
 
 
+def test_a_model_of_another_solver_reproduces_its_report(tmp_path, monkeypatch):
+    """Anderson's budgets come from deq-core's exactly-t-step iteration, not the one-pass Picard loop."""
+    monkeypatch.setenv("DEQ_SMOKE", "1")
+    argv = ["run", "imaging", "--task", "deblur", "--quick", "--backend", BACKEND, "--out", str(tmp_path)]
+    assert _deq(*argv, "--set", "solver=anderson") == 0
+    report = json.loads((tmp_path / "report.json").read_text())
+    problem = make_problem("deblur", parse_config(report["config"]), 0)
+    model = deq_imaging.load_model(tmp_path / "models" / "implicit")
+    for t, reported in zip(report["iterations"], report["quality"]["implicit"], strict=True):
+        psnr, _ = mean_scores(model(problem.test_y, steps=t), problem.test_x)
+        assert psnr == pytest.approx(reported, abs=0.01), t
+
+
 def test_framework_arrays_in_give_framework_arrays_out(run):
     _, out, _, problem = run
     model = deq_imaging.load_model(out / "models" / "explicit")
@@ -142,6 +156,23 @@ def test_deq_predict_reads_and_writes_image_folders(run, tmp_path, capsys):
     assert sorted(p.name for p in (tmp_path / "out").glob("*.png")) == ["a.png", "b.png"]
     (clean / "a.png").unlink()
     assert _deq(*argv) == 2 and "has no image named ['a']" in capsys.readouterr().err
+
+
+def test_deq_predict_names_bad_files(run, tmp_path, capsys):
+    _, out, _, problem = run
+    base = ["predict", "--model", str(out / "models" / "implicit"), "--out", str(tmp_path / "out")]
+    np.save(tmp_path / "int.npy", (problem.test_y * 255).astype(np.uint8))
+    np.save(tmp_path / "y.npy", problem.test_y)
+    np.save(tmp_path / "x.npy", problem.test_x[:1])
+    (tmp_path / "y.txt").write_text("1 2 3")
+    for argv, message in (
+        (["--input", str(tmp_path / "int.npy")], r"must hold floats \(images in \[0, 1\]\)"),
+        (["--input", str(tmp_path / "y.txt")], "give a folder of images or one .npy file"),
+        (["--input", str(tmp_path / "y.npy"), "--steps", "0"], "--steps must be >= 1"),
+        (["--input", str(tmp_path / "y.npy"), "--reference", str(tmp_path / "x.npy")], "1 images for 2"),
+    ):
+        assert _deq(*base, *argv) == 2
+        assert re.search(message, capsys.readouterr().err), message
 
 
 def test_bad_input_is_named(run):

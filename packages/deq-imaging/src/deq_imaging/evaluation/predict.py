@@ -1,11 +1,11 @@
 """``deq predict`` for imaging models, backend-free: read degraded images, restore them, write PNGs, score.
 
 The input is a folder of images (PNG/JPEG/TIFF, read as grayscale in [0, 1]) or one ``.npy`` of
-(N, C, H, W) or (N, H, W) floats (for CT: sinograms, ``.npy`` only). Every restored image is written as an
-8-bit PNG named after its input (``0000.png``, ... for a ``.npy``), clipped to [0, 1]; a ``.npy`` input also
-gives ``restored.npy`` (float32, unclipped). With ``reference`` (a folder of clean images with the same
-names, or a ``.npy`` of the clean images) each row gets the PSNR and SSIM of the clipped restoration, as the
-run's report scores them.
+(N, C, H, W) or (N, H, W) floating-point values (for CT: sinograms, ``.npy`` only). Every restored image is
+written as an 8-bit PNG named after its input (``0000.png``, ... for a ``.npy``), clipped to [0, 1]; a
+``.npy`` input also gives ``restored.npy`` (float32, unclipped). With ``reference`` (a folder of clean
+images with the same names, or a ``.npy`` of the clean images) each row gets the PSNR and SSIM of the
+clipped restoration, as the run's report scores them.
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ def read_npy(path: Path, what: str) -> np.ndarray:
         array = np.load(path, allow_pickle=False)
     except (ValueError, OSError) as error:
         raise ValueError(f"{what} {path} is not a readable .npy file: {error}") from None
-    if array.dtype.kind not in "fiu" or array.ndim not in (3, 4):
+    if array.dtype.kind != "f" or array.ndim not in (3, 4):
         raise ValueError(
-            f"{what} {path} must hold real numbers of shape (N, C, H, W) or (N, H, W), "
+            f"{what} {path} must hold floats (images in [0, 1]) of shape (N, C, H, W) or (N, H, W), "
             f"got {array.dtype} {array.shape}"
         )
     return (array[:, None] if array.ndim == 3 else array).astype(np.float32)
