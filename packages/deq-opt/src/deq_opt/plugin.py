@@ -112,7 +112,8 @@ def run(
         lipschitz=result["lipschitz"],
         params=result["params"],
         seconds=time.perf_counter() - start,
-        config=config,
+        # the pinned reports predate --data: its default (None) stays out of the report, as it always was
+        config={key: value for key, value in config.items() if key != "data" or value is not None},
         extra=result["extra"],
     )
 

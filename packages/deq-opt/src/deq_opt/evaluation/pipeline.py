@@ -23,6 +23,7 @@ from deq_opt.datasets.labels import LabelledSet, label, split_seeds
 from deq_opt.evaluation.figures import plot_budget_metrics, plot_warm_start
 from deq_opt.evaluation.lipschitz import lipschitz_ratios
 from deq_opt.evaluation.metrics import solution_metrics
+from deq_opt.evaluation.own_data import label_files, split
 from deq_opt.evaluation.warmstart import warm_start_comparison
 from deq_opt.models.files import write_models
 from deq_opt.models.graphs import Scales, decode, featurize, fit_scales
@@ -63,10 +64,13 @@ class OptConfig:
     warm_budgets: tuple[int, ...] = (4, 16, 64)
     warm_tolerances: tuple[float, ...] = (1e-4, 1e-6)
     workers: int | None = None
+    data: str | None = None  # a folder of your own MPS files instead of the generator (see own_data)
 
     def __post_init__(self) -> None:
-        """Validate the model and solve settings (building :attr:`spec`) and the warm-start budgets."""
+        """Validate the model and solve settings (building :attr:`spec`), the warm-start budgets and data."""
         _ = self.spec
+        if self.data is not None and not isinstance(self.data, str):
+            raise ConfigError(f"OptConfig.data must be a folder of MPS files (a path), got {self.data!r}")
         missing = sorted(set(self.warm_budgets) - set(self.budgets))
         if missing:
             raise ConfigError(f"OptConfig.warm_budgets {missing} are not in budgets {list(self.budgets)}")
@@ -161,8 +165,13 @@ def run_task(
     """
     s_train, s_test, _ = split_seeds(seed)
     t0 = time.perf_counter()
-    train = label(cfg.generator, cfg.params, cfg.n_train, s_train, workers=cfg.workers)
-    test = label(cfg.generator, cfg.params, cfg.n_test, s_test, workers=cfg.workers)
+    if cfg.data is None:
+        train = label(cfg.generator, cfg.params, cfg.n_train, s_train, workers=cfg.workers)
+        test = label(cfg.generator, cfg.params, cfg.n_test, s_test, workers=cfg.workers)
+        test_set = {"generator": cfg.generator, "params": cfg.params, "count": cfg.n_test, "seed": s_test}
+    else:
+        train, test, names = split(*label_files(Path(cfg.data), cfg.workers), s_test)
+        test_set = {"data": cfg.data, "files": names}
     label_seconds = time.perf_counter() - t0
     scales = fit_scales(train.lps, train.x, train.y)
     edges = max(lp.A.nnz for lp in [*train.lps, *test.lps])
@@ -254,7 +263,7 @@ def run_task(
         "scales": dataclasses.asdict(scales),
         "steps": cfg.budgets[-1],
         "pdlp_tolerance": cfg.warm_tolerances[0],
-        "test_set": {"generator": cfg.generator, "params": cfg.params, "count": cfg.n_test, "seed": s_test},
+        "test_set": test_set,
     }
     last_budget = {name: {key: v[-1] for key, v in per_budget[name].items()} for name in per_budget}
     metrics = {name: {**last_budget[name], "steps": cfg.budgets[-1]} for name in last_budget}

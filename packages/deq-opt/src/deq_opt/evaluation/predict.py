@@ -20,22 +20,11 @@ from deq_core.files import atomic_write
 from deq_opt.baselines.ortools_lp import solve_pdlp
 from deq_opt.datasets.mps import read_mps
 from deq_opt.evaluation.metrics import dual_infeasibility, primal_infeasibility, solution_metrics
+from deq_opt.evaluation.own_data import mps_files
 from deq_opt.models.files import ITERATION_LIMIT, OptModel
 from deq_opt.operators.lp import LinearProgram
 
-__all__ = ["mps_inputs", "predict", "read_reference"]
-
-
-def mps_inputs(path: Path) -> list[Path]:
-    """The MPS files ``path`` names: itself (a ``.mps`` file) or the ``.mps`` files of a folder, sorted."""
-    if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() == ".mps" and p.is_file())
-        if not files:
-            raise ValueError(f"--input {path}: the folder holds no .mps files")
-        return files
-    if path.suffix.lower() != ".mps":
-        raise ValueError(f"--input {path}: the opt domain reads an .mps file or a folder of .mps files")
-    return [path]
+__all__ = ["predict", "read_reference"]
 
 
 def read_reference(reference: Path, inputs: list[Path], lp: LinearProgram, k: int) -> tuple[Any, Any]:
@@ -75,7 +64,7 @@ def predict(
 ) -> dict[str, Any]:
     """Apply ``model`` to the MPS files of ``input``; write ``out_dir/solutions/NAME.npz``; one row each."""
     budget = model.budget(steps)
-    inputs = mps_inputs(Path(input))
+    inputs = mps_files(Path(input), "--input")
     lps = [read_mps(path) for path in inputs]
     m, n = model.shape
     for path, lp in zip(inputs, lps, strict=True):

@@ -3,8 +3,9 @@
 ``deq run opt`` keeps ``OUT/models/implicit`` (the learned PDHG, the reported implicit model),
 ``OUT/models/deq-gnn`` and ``OUT/models/explicit``. ``model.json`` records the run's full config with the
 LP shape ``m`` x ``n`` (enough to rebuild the network), and in ``apply`` the feature and target scales, the
-test-time budget of the report's headline number, the PDLP tolerance of its warm starts and the recipe of
-the run's test set. Only the weights go through the backend modules (``save``, ``load``); all else is here.
+test-time budget of the report's headline number, the PDLP tolerance of its warm starts and the run's test
+set (the generator's recipe, or the ``--data`` folder and its test files). Only the weights go through the
+backend modules (``save``, ``load``); all else is here.
 """
 
 from __future__ import annotations
