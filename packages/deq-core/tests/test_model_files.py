@@ -208,6 +208,19 @@ def test_run_then_predict_gives_the_reported_quality(
         model(problem.test_y[:, :5])
 
 
+def test_bad_overrides_on_the_command_line_are_one_line_errors(toy_entry_points, tmp_path, capsys):
+    cases = [
+        (["--set", "train_stepz=3"], "unknown config key 'train_stepz'; valid keys here: batch, budgets,"),
+        (["--set", "train_steps=0"], "train_steps must be >= 1, got 0"),  # the domain's own check
+        (["--data", str(tmp_path)], "this task does not train on your own data"),
+        (["--config", str(tmp_path / "none.toml")], "does not exist"),
+    ]
+    for extra, message in cases:
+        assert cli.main(["run", "toy", "--quick", "--out", str(tmp_path / "r"), *extra]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.startswith("deq: error:") and err.count("\n") == 1, err
+
+
 def test_predict_errors_are_one_line(toy_entry_points, tmp_path, capsys):
     folder = write_model(tmp_path / "m", _weights(b"abc"), **FIELDS)
     np.save(tmp_path / "y.npy", np.zeros((2, 12), np.float32))

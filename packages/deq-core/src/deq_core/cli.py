@@ -182,7 +182,10 @@ def _run(args: argparse.Namespace) -> int:
     out_dir = _out_dir(args.out if args.out is not None else Path("runs") / f"{domain.name}-{task}-{backend}")
     (out_dir / "report.json").unlink(missing_ok=True)  # the folder holds a report only once this run is whole
     start = time.perf_counter()
-    report = domain.run(task, config, backend, args.device, out_dir, args.seed)
+    try:
+        report = domain.run(task, config, backend, args.device, out_dir, args.seed)
+    except ConfigError as exc:  # a domain's check of its config or --data, raised before any work is lost
+        raise UsageError(str(exc)) from None
     report = _complete(report, config, backend, time.perf_counter() - start)
     try:
         validate_report(report)

@@ -85,6 +85,8 @@ def run(
     if task not in TASKS:
         raise ValueError(f"unknown toy task {task!r}; valid tasks: {', '.join(TASKS)}")
     cfg = ToyConfig(**config)
+    if cfg.train_steps < 1:
+        raise ConfigError(f"train_steps must be >= 1, got {cfg.train_steps}")
     start = time.perf_counter()
     problem = make_problem(task, cfg.n, cfg.m, cfg.n_train, cfg.n_test, cfg.noise, seed)
     if backend not in ("torch", "jax"):
