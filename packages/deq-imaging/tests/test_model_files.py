@@ -145,6 +145,10 @@ def test_deq_predict_reads_and_writes_image_folders(run, tmp_path, capsys):
                 folder / f"{name}.png"
             )
     argv = ["predict", "--model", str(out / "models" / "implicit"), "--input", str(inputs)]
+    code = _deq(*argv, "--out", str(tmp_path / "plain"))
+    if task != "ct":
+        assert code == 0 and "mean_psnr" not in (tmp_path / "plain" / "predictions.json").read_text()
+        assert (tmp_path / "plain" / "a.png").is_file() and not (tmp_path / "plain" / "restored.npy").exists()
     argv += ["--reference", str(clean), "--out", str(tmp_path / "out")]
     code = _deq(*argv)
     if task == "ct":  # sinograms are not images
