@@ -11,7 +11,7 @@ import pytest
 
 from deq_core import ModelFileError, cli, load_model
 from deq_core.errors import ConfigError
-from deq_core.model_files import MANIFEST, read_manifest, write_model
+from deq_core.model_files import MANIFEST, read_manifest, shipped, write_model
 from deq_core.overrides import apply_overrides, parse_assignment
 
 INSTALLED = [b for b in ("torch", "jax") if importlib.util.find_spec(b) is not None]
@@ -110,6 +110,17 @@ def test_missing_paths_and_unknown_domains(tmp_path, toy_entry_points):
         load_model(folder)
     with pytest.raises(ModelFileError, match="domain 'toy' ships no pretrained models"):
         load_model("pretrained:toy/sensing")
+
+
+def test_shipped_models_are_found_by_name_and_backend(tmp_path, monkeypatch):
+    package = tmp_path / "shipping"
+    write_model(package / "pretrained" / "sensing-torch", _weights(b"abc"), **FIELDS)
+    (package / "__init__.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert shipped("shipping", "sensing", "torch") == package / "pretrained" / "sensing-torch"
+    message = "has no pretrained model 'sensing' for jax; it ships: sensing-torch"
+    with pytest.raises(ModelFileError, match=message):
+        shipped("shipping", "sensing", "jax")
 
 
 DEFAULTS = {

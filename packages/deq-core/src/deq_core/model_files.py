@@ -17,6 +17,7 @@ hands the folder to its domain's ``load_model``. ``"pretrained:DOMAIN/NAME"`` na
 
 from __future__ import annotations
 
+import importlib.resources
 import json
 import os
 import shutil
@@ -36,7 +37,16 @@ MANIFEST = "model.json"
 PRETRAINED = "pretrained:"
 FIELDS = ("domain", "task", "backend", "name", "model_class", "config", "apply", "metrics", "versions")
 
-__all__ = ["FORMAT", "MANIFEST", "PRETRAINED", "load_model", "read_manifest", "resolve", "write_model"]
+__all__ = [
+    "FORMAT",
+    "MANIFEST",
+    "PRETRAINED",
+    "load_model",
+    "read_manifest",
+    "resolve",
+    "shipped",
+    "write_model",
+]
 
 
 def write_model(
@@ -128,6 +138,20 @@ def resolve(path: str | os.PathLike, backend: str | None = None) -> Path:
     if getattr(domain, "pretrained", None) is None:
         raise ModelFileError(f"domain {domain_name!r} ships no pretrained models")
     return Path(domain.pretrained(name, backend or _default_backend()))
+
+
+def shipped(package: str, name: str, backend: str) -> Path:
+    """The model folder ``package/pretrained/NAME-BACKEND`` a domain package ships (its ``pretrained`` hook).
+
+    Raises :class:`~deq_core.errors.ModelFileError` listing the models it ships when there is no such one.
+    """
+    root = Path(str(importlib.resources.files(package))) / "pretrained"
+    folder = root / f"{name}-{backend}"
+    if not (folder / MANIFEST).is_file():
+        found = sorted(p.name for p in root.iterdir() if (p / MANIFEST).is_file()) if root.is_dir() else []
+        listed = ", ".join(found) or "none"
+        raise ModelFileError(f"{package} has no pretrained model {name!r} for {backend}; it ships: {listed}")
+    return folder
 
 
 def load_model(path: str | os.PathLike, device: str | None = None, backend: str | None = None) -> Any:
