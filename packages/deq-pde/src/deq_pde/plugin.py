@@ -6,6 +6,7 @@ Imports no framework at module level (``deq list`` stays fast); the backend is i
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import dataclasses
 import os
 import time
@@ -24,6 +25,7 @@ from deq_pde.datasets import (
     NonlinearConfig,
     generate_darcy,
     generate_nonlinear,
+    own,
     store,
 )
 from deq_pde.evaluation.classical import classical_baselines, darcy_runners, nonlinear_runners
@@ -75,6 +77,7 @@ class PDEConfig:
     target: float = 1e-2
     workers: int = 2  # data-generation processes; 0 generates in this process
     cache_dir: str | None = None
+    data: str | None = None  # an own-data .npz (deq_pde.datasets.own) instead of generated samples
 
     def settings(self) -> RunSettings:
         """The backend-facing model, training and analysis settings."""
@@ -151,21 +154,54 @@ def _data_config(task: str, cfg: PDEConfig, seed: int) -> DarcyConfig | Nonlinea
 
 
 def _dataset(task: str, cfg: PDEConfig, data_cfg: DarcyConfig | NonlinearConfig, out_dir: Path) -> dict:
-    """Generate (or reuse from the cache) ``n_train + n_test`` samples; returns the arrays needed."""
+    """Generate (or reuse from the cache) ``n_train + n_test`` samples, or read (and label) ``cfg.data``.
+
+    Returns the ``input`` and ``solution`` grids, the dataset ``folder`` and ``runners(i)``, the classical
+    solvers of sample ``i``.
+    """
     root = Path(cfg.cache_dir or os.environ.get(CACHE_ENV) or out_dir / "data")
-    folder = root / f"{task}-{store.config_hash(dataclasses.asdict(data_cfg))[:12]}"
     total = cfg.n_train + cfg.n_test
-    generate = generate_darcy if task == "darcy" else generate_nonlinear
-    if cfg.workers == 0:  # in-process generation (tiny runs: no process start-up)
-        with cf.ThreadPoolExecutor(max_workers=1) as executor:
-            generate(folder, total, data_cfg, executor=executor, progress=not smoke())
-    else:
-        generate(folder, total, data_cfg, workers=cfg.workers, progress=not smoke())
-    keys = ("coefficient", "field", "solution") if task == "darcy" else ("forcing", "solution")
+    with contextlib.ExitStack() as stack:  # in-process generation with workers=0 (tiny runs: no start-up)
+        executor = stack.enter_context(cf.ThreadPoolExecutor(max_workers=1)) if cfg.workers == 0 else None
+        options = {"workers": cfg.workers, "executor": executor, "progress": not smoke()}
+        if cfg.data is not None:
+            return _own_dataset(task, cfg, data_cfg, root, options)
+        folder = root / f"{task}-{store.config_hash(dataclasses.asdict(data_cfg))[:12]}"
+        generate = generate_darcy if task == "darcy" else generate_nonlinear
+        generate(folder, total, data_cfg, **options)
+    keys = (INPUTS[task], "solution", *(("field",) if task == "darcy" else ()))
     arrays = dict(zip(keys, store.load(folder, keys, total), strict=True))
-    arrays["input"] = arrays[INPUTS[task]]
-    arrays["folder"] = str(folder)
-    return arrays
+    runners = darcy_runners if task == "darcy" else nonlinear_runners
+    sources = arrays["field" if task == "darcy" else "forcing"]
+    return {
+        "input": arrays[INPUTS[task]],
+        "solution": arrays["solution"],
+        "folder": str(folder),
+        "runners": lambda i: runners(data_cfg, sources[i]),
+    }
+
+
+def _own_dataset(
+    task: str, cfg: PDEConfig, data_cfg: DarcyConfig | NonlinearConfig, root: Path, options: dict
+) -> dict:
+    """The first ``n_train + n_test`` fields of the own-data file ``cfg.data``, labelled by FEM if needed."""
+    try:
+        inputs, solutions, folder = own.load_own(cfg.data, task, data_cfg, root, **options)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    total = cfg.n_train + cfg.n_test
+    if inputs.shape[0] < total:
+        raise ConfigError(
+            f"--data {cfg.data} holds {inputs.shape[0]} fields, fewer than n_train + n_test = {total}; "
+            f"lower them with --set n_train=... --set n_test=..."
+        )
+    runners = own.darcy_runners if task == "darcy" else nonlinear_runners
+    return {
+        "input": inputs[:total],
+        "solution": solutions[:total],
+        "folder": str(folder or Path(cfg.data).resolve()),
+        "runners": lambda i: runners(data_cfg, inputs[i]),
+    }
 
 
 def _timed(entry: Any) -> dict[str, Any]:
@@ -219,15 +255,9 @@ def run(
 
     t0 = time.perf_counter()
     k = cfg.classical_samples
-    sources = data["field"][n : n + k] if task == "darcy" else data["forcing"][n : n + k]
-    make = (
-        (lambda s: darcy_runners(data_cfg, s))
-        if task == "darcy"
-        else (lambda s: nonlinear_runners(data_cfg, s))
-    )
     targets = {"target": cfg.target, "deq_best": max(errors[best], 1e-12)}
     classical = classical_baselines(
-        [make(s) for s in sources], split.test_targets[:k], targets, cfg.classical_max_iter
+        [data["runners"](i) for i in range(n, n + k)], split.test_targets[:k], targets, cfg.classical_max_iter
     )
     classical_seconds = time.perf_counter() - t0
 
@@ -258,7 +288,7 @@ def run(
         lipschitz={**scaling["lipschitz"], "explicit": result["explicit_lipschitz"]},
         params={"implicit": result["params"], "explicit": explicit[1]["params"]},
         seconds=time.perf_counter() - start,
-        config={**config, "seed": seed},
+        config=_reported(config, seed),
         extra={
             "seconds_per_budget": seconds,
             "time_to_target": {
@@ -273,8 +303,13 @@ def run(
         },
     )
     models = out_dir / "models"
-    _save_models(models, task, backend, {**config, "seed": seed}, data_cfg, n_grid, result, report)
+    _save_models(models, task, backend, _reported(config, seed), data_cfg, n_grid, result, report)
     return report
+
+
+def _reported(config: dict[str, Any], seed: int) -> dict[str, Any]:
+    """The config as the report and the model folders record it: with the seed, ``data`` only when set."""
+    return {**{k: v for k, v in config.items() if k != "data" or v is not None}, "seed": seed}
 
 
 def _save_models(
