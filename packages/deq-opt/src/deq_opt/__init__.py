@@ -9,8 +9,9 @@ from deq_core.errors import ModelFileError
 from deq_core.model_files import load_model as _load_model
 from deq_core.model_files import read_manifest, resolve
 from deq_opt.operators.lp import LinearProgram
+from deq_opt.pretrained import pretrained
 
-__all__ = ["LinearProgram", "load_model"]
+__all__ = ["LinearProgram", "load_model", "pretrained"]
 __version__ = "0.1.0"
 
 

@@ -15,6 +15,7 @@ from deq_core.errors import ConfigError
 from deq_opt.evaluation.pipeline import OptConfig, run_task
 from deq_opt.evaluation.predict import predict
 from deq_opt.models.files import load_model
+from deq_opt.pretrained import folder as pretrained_folder
 
 TASKS = {
     "random-lp": "the research's random LPs: 10 constraints, 50 variables, 100 non-zeros, 30% equalities",
@@ -126,4 +127,5 @@ domain = Domain(
     description="linear programs: learned PDHG, DEQ-GNN, explicit GNN, OR-Tools baselines, PDLP warm starts",
     load_model=load_model,
     predict=predict,
+    pretrained=pretrained_folder,
 )
