@@ -11,22 +11,20 @@ cached like generated data (a folder named by the file's SHA-256 and the setting
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
-from deq_pde.baselines.linear import cg_amg, direct, gauss_seidel, jacobi
 from deq_pde.baselines.nonlinear import newton
 from deq_pde.datasets import store
 from deq_pde.datasets.darcy import SOLVERS, DarcyConfig, darcy_setup
 from deq_pde.datasets.nonlinear import NonlinearConfig, nonlinear_problem, nonlinear_setup
+from deq_pde.evaluation import classical
 from deq_pde.operators.problems import grid_field_at
 
 INPUTS = {"darcy": "coefficient", "nonlinear": "forcing"}
 SOLUTION = "solution"
-Runner = Callable[[int], np.ndarray]
 
 
 def read_fields(path: str | Path, task: str) -> tuple[np.ndarray, np.ndarray | None]:
@@ -63,25 +61,13 @@ def _checked(array: np.ndarray, what: str) -> np.ndarray:
     return array.astype(np.float64)
 
 
-def darcy_runners(config: DarcyConfig, coefficient: np.ndarray) -> dict[str, tuple[Runner, bool]]:
-    """Direct, CG+AMG, Jacobi and Gauss-Seidel on the Darcy system of a grid coefficient (assembly
-    included), as :func:`deq_pde.evaluation.classical.darcy_runners` does for a raw field."""
-    problem, evaluator = darcy_setup(config)
-    n = config.grid_size
-
-    def solved(solve: Callable) -> Runner:
-        def run(k: int) -> np.ndarray:
-            matrix, rhs = problem.system(grid_field_at(coefficient, problem.space.quadrature_points))
-            return evaluator(problem.bc.expand(solve(matrix, rhs, k).solution)).reshape(n, n)
-
-        return run
-
-    return {
-        "direct": (solved(lambda m, b, k: direct(m, b)), False),
-        "cg_amg": (solved(lambda m, b, k: cg_amg(m, b, tol=0.0, maxiter=k)), True),
-        "jacobi": (solved(lambda m, b, k: jacobi(m, b, k)), True),
-        "gauss_seidel": (solved(lambda m, b, k: gauss_seidel(m, b, k, sweep="symmetric")), True),
-    }
+def darcy_runners(config: DarcyConfig, coefficient: np.ndarray) -> dict[str, tuple[classical.Runner, bool]]:
+    """:func:`deq_pde.evaluation.classical.darcy_runners` on a grid ``coefficient`` (interpolated to the
+    quadrature points once, as :func:`label` does)."""
+    problem, _ = darcy_setup(config)
+    return classical.darcy_runners(
+        config, coefficient=grid_field_at(coefficient, problem.space.quadrature_points)
+    )
 
 
 def label(task: str, data: dict, field: np.ndarray) -> np.ndarray:

@@ -67,14 +67,21 @@ def time_to_target(
     return Timed(float(np.mean(errors)), float(np.mean(seconds)), float(np.mean(iterations)), reached)
 
 
-def darcy_runners(config: DarcyConfig, field: np.ndarray) -> dict[str, tuple[Runner, bool]]:
-    """Direct, CG+AMG, Jacobi and Gauss-Seidel on the Darcy system of one raw field (assembly included)."""
+def darcy_runners(
+    config: DarcyConfig, field: np.ndarray | None = None, coefficient: np.ndarray | None = None
+) -> dict[str, tuple[Runner, bool]]:
+    """Direct, CG+AMG, Jacobi and Gauss-Seidel on the Darcy system (assembly included) of one raw grid
+    ``field`` (thresholded at the quadrature points in each run) or of a ``coefficient`` already at them."""
+    if (field is None) == (coefficient is None):
+        raise ValueError(
+            "darcy_runners takes a raw field or a coefficient at the quadrature points, not both"
+        )
     problem, evaluator = darcy_setup(config)
     n = config.grid_size
 
     def solved(solve: Callable) -> Runner:
         def run(k: int) -> np.ndarray:
-            matrix, rhs = problem.system(problem.coefficient(field))
+            matrix, rhs = problem.system(problem.coefficient(field) if coefficient is None else coefficient)
             return evaluator(problem.bc.expand(solve(matrix, rhs, k).solution)).reshape(n, n)
 
         return run
