@@ -35,6 +35,7 @@ from deq_pde.evaluation.predict import predict
 from deq_pde.evaluation.protocol import RunSettings, Split
 from deq_pde.models.files import load, model_name, save_model
 from deq_pde.models.settings import TrainSettings, model_settings
+from deq_pde.pretrained import folder as pretrained_folder
 
 TASKS = {
     "darcy": "Darcy flow -div(a grad u) = 1: thresholded-GRF coefficient (12/3) -> FEM solution on a grid",
@@ -358,4 +359,5 @@ domain = Domain(
     description="PDE neural operators: FNO-DEQ vs explicit FNO vs classical FEM solvers (basix)",
     load_model=load,
     predict=predict,
+    pretrained=pretrained_folder,
 )
