@@ -24,7 +24,9 @@ from deq_imaging.models.config import parse_config
 
 INSTALLED = [b for b in ("torch", "jax") if importlib.util.find_spec(b) is not None]
 BACKEND = os.environ.get("DEQ_BACKEND") or (INSTALLED[0] if INSTALLED else "torch")
-TASKS = ("deblur", "ct", "denoise")
+# JAX skips denoise (the identity operator of deblur's code path) and the Anderson run: its compiles cost
+# minutes in CI, and what they would check is backend-free (the operator) or deq-core's (the solver).
+TASKS = ("deblur", "ct", "denoise") if BACKEND == "torch" else ("deblur", "ct")
 pytestmark = pytest.mark.skipif(BACKEND not in INSTALLED, reason=f"{BACKEND} not installed")
 
 
@@ -83,6 +85,7 @@ def test_loaded_models_reproduce_the_report_at_every_budget(run):
         assert mean_scores(model(problem.test_y), problem.test_x)[0] == pytest.approx(reported, abs=0.01)
 
 
+@pytest.mark.skipif(BACKEND != "torch", reason="its exactly-t-step iteration is deq-core's, tested there")
 def test_a_model_of_another_solver_reproduces_its_report(tmp_path, monkeypatch):
     """Anderson's budgets come from deq-core's exactly-t-step iteration, not the one-pass Picard loop."""
     monkeypatch.setenv("DEQ_SMOKE", "1")
