@@ -1,6 +1,7 @@
 """Nox sessions for the deq monorepo: tests per package and backend, bare-core check, lint, docs, build.
 
-`nox` runs the default sessions (tests, core_bare, lint); CI runs `nox -s tests core_bare lint docs build`.
+`nox` runs the default sessions (tests, core_bare, lint); CI runs
+`nox -s tests integration core_bare install lint docs build`.
 Packages are discovered as `packages/*/pyproject.toml`. Tests share ONE virtualenv per backend
 (`.nox/env-torch`, `.nox/env-jax`) holding every package editable with that backend's extra; torch and jax
 never share a venv. A backend venv is reinstalled only when a stamp (hash of every package's pyproject.toml,
@@ -332,13 +333,25 @@ def core_bare(session: nox.Session) -> None:
     session.run("python", "-c", BARE_CHECK, env={"OMP_NUM_THREADS": "1"}, log=False)
 
 
-INSTALL_DOMAIN = "deq-imaging"
+INSTALL_DOMAIN = "deq-opt"
+# In the fresh venv: two LPs of the shipped model's test-set recipe, as MPS files for `deq predict`.
+WRITE_LPS = """
+import sys
+from deq_opt.datasets import write_mps
+from deq_opt.datasets.labels import label
+from deq_opt.pretrained import folder, read_card
+recipe = read_card(folder("random-lp", "torch"))["subset"]
+lps = label(recipe["generator"], recipe["params"], 2, recipe["seed"], cache=sys.argv[1], workers=1)
+for i, lp in enumerate(lps.lps):
+    write_mps(lp, f"{sys.argv[1]}/lp{i}.mps")
+"""
 
 
-@nox.session(venv_backend="none")
+@nox.session(venv_backend="none", default=False)
 def install(session: nox.Session) -> None:
-    """The README's install, verbatim, in a fresh venv: deq-core and one domain with torch from the checkout,
-    not editable; then `deq list` must show the domain. Logs the install time."""
+    """The README's install in a fresh venv: deq-core and one domain with torch from the checkout, not
+    editable (with the project's pins); then `deq list` shows the domain and `deq predict` runs its pretrained
+    model. Logs the install time."""
     envdir = NOX_DIR / "install-torch"
     shutil.rmtree(envdir, ignore_errors=True)
     session.run(sys.executable, "-m", "venv", rel(envdir), external=True)
@@ -347,11 +360,20 @@ def install(session: nox.Session) -> None:
     specs = [f"./{rel(PACKAGES_DIR / CORE)}[torch]", f"./{rel(PACKAGES_DIR / INSTALL_DOMAIN)}[torch]"]
     session.run(rel(bin_dir / "pip"), "install", "--quiet", "-c", rel(CONSTRAINTS), *specs, external=True)
     session.log(f"{INSTALL_DOMAIN}[torch] installed in a fresh venv in {time.monotonic() - started:.0f} s")
-    env = {"OMP_NUM_THREADS": "1"}
+    env = {"OMP_NUM_THREADS": "1", "DEQ_OPT_CACHE": str(envdir / "cache")}
     listing = session.run(rel(bin_dir / "deq"), "list", external=True, silent=True, env=env)
     domain = INSTALL_DOMAIN.removeprefix("deq-")
     if not listing or not any(line.startswith(f"{domain}:") for line in listing.splitlines()):
         session.error(f"`deq list` in the fresh venv does not show {domain}:\n{listing}")
+    lps = envdir / "lps"
+    lps.mkdir()
+    session.run(rel(bin_dir / "python"), "-c", WRITE_LPS, str(lps), external=True, env=env)
+    out = envdir / "predicted"
+    predict = ["predict", "--model", "pretrained:opt/random-lp", "--input", str(lps), "--out", str(out)]
+    session.run(rel(bin_dir / "deq"), *predict, "--backend", "torch", external=True, env=env)
+    rows = json.loads((out / "predictions.json").read_text())["rows"]
+    if len(rows) != 2:
+        session.error(f"deq predict in the fresh venv wrote {len(rows)} rows for 2 LPs")
 
 
 # `nox -s lint`, in order; each runs even when an earlier one failed. The backend share comes last: it fails
