@@ -1,12 +1,17 @@
-"""deq-imaging: image-reconstruction operators (torch / JAX), datasets, classical baselines and metrics."""
+"""deq-imaging: image-reconstruction operators (torch / JAX), datasets, classical baselines and metrics.
+
+``deq_imaging.pretrained("deblur")`` loads a shipped pretrained model (see ``deq_imaging/pretrained``).
+"""
 
 from __future__ import annotations
 
 import os
 from typing import Any
 
+from deq_imaging.pretrained import pretrained  # the function, not the submodule of the same name
+
 __version__ = "0.1.0"
-__all__ = ["load_model"]
+__all__ = ["load_model", "pretrained"]
 
 
 def load_model(path: str | os.PathLike, device: str | None = None) -> Any:

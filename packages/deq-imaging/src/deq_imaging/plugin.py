@@ -19,6 +19,7 @@ from deq_core.analysis import build_report
 from deq_core.domains import Domain, smoke
 from deq_core.errors import ConfigError
 from deq_imaging.models.config import TASKS, default_config, parse_config
+from deq_imaging.pretrained import folder as pretrained_folder
 
 
 def _grid_columns(problem: Any, result: dict[str, Any], baselines: dict[str, Any], k: int) -> list:
@@ -141,4 +142,5 @@ domain = Domain(
     description="image reconstruction: DEQ-HQS/PGD vs explicit nets and classical baselines",
     load_model=load_model,
     predict=predict,
+    pretrained=pretrained_folder,
 )
