@@ -16,7 +16,7 @@ from deq_core.errors import ModelFileError
 from deq_core.model_files import read_manifest
 from deq_imaging.pretrained import folder, read_card, subset, subset_metrics
 
-SHIPPED = [("deblur", "torch"), ("deblur", "jax"), ("denoise", "torch")]
+SHIPPED = [(t, b) for t in ("deblur", "denoise", "ct") for b in ("torch", "jax") if (t, b) != ("ct", "jax")]
 INSTALLED = [(name, b) for name, b in SHIPPED if importlib.util.find_spec(b) is not None]
 TOLERANCE = 0.1  # dB, on the card's subset PSNR
 MAX_BYTES = 3 * 2**20
@@ -79,7 +79,8 @@ def test_deq_predict_pretrained_scores_its_card(shipped_model, tmp_path, capsys)
 
 
 def test_unknown_pretrained_model_lists_what_ships() -> None:
-    with pytest.raises(ModelFileError, match=r"no pretrained model 'inpaint'.*deblur-jax, deblur-torch, denoise-torch"):
+    shipped = r"deblur-jax, deblur-torch, denoise-jax, denoise-torch"
+    with pytest.raises(ModelFileError, match=rf"no pretrained model 'inpaint'.*{shipped}"):
         deq_imaging.pretrained("inpaint", backend="torch")
 
 

@@ -4,7 +4,8 @@
 backend, runs the tuned classical baselines on the same test images, evaluates PSNR/SSIM and the Fourier
 Lipschitz recipe per budget, writes ``grid.png`` and every trained model (``models/NAME/``, see
 :mod:`deq_imaging.models.files`) and returns the report; ``load_model`` and ``predict`` serve
-``deq_core.load_model`` and ``deq predict``. No framework is imported here at module level.
+``deq_core.load_model`` and ``deq predict``, ``pretrained`` finds the shipped models
+(``pretrained:imaging/NAME``). No framework is imported here at module level.
 """
 
 from __future__ import annotations
