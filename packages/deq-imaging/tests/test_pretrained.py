@@ -16,7 +16,7 @@ from deq_core.errors import ModelFileError
 from deq_core.model_files import read_manifest
 from deq_imaging.pretrained import folder, read_card, subset, subset_metrics
 
-SHIPPED = [(t, b) for t in ("deblur", "denoise", "ct") for b in ("torch", "jax") if (t, b) != ("ct", "jax")]
+SHIPPED = [(t, b) for t in ("deblur", "denoise", "ct") for b in ("torch", "jax")]
 INSTALLED = [(name, b) for name, b in SHIPPED if importlib.util.find_spec(b) is not None]
 TOLERANCE = 0.1  # dB, on the card's subset PSNR
 MAX_BYTES = 3 * 2**20
