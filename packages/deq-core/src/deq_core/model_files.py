@@ -42,6 +42,7 @@ __all__ = [
     "MANIFEST",
     "PRETRAINED",
     "load_model",
+    "read_card",
     "read_manifest",
     "resolve",
     "shipped",
@@ -152,6 +153,16 @@ def shipped(package: str, name: str, backend: str) -> Path:
         listed = ", ".join(found) or "none"
         raise ModelFileError(f"{package} has no pretrained model {name!r} for {backend}; it ships: {listed}")
     return folder
+
+
+def read_card(path: str | os.PathLike) -> dict[str, Any]:
+    """The JSON block that ends ``path/CARD.md``, a shipped model's card (for the domains' pretrained tests:
+    the recipe of a small test subset and the metrics the model scored on it)."""
+    card = Path(path) / "CARD.md"
+    try:
+        return json.loads(card.read_text().split("```json\n", 1)[1].split("```", 1)[0])
+    except (OSError, IndexError, ValueError) as error:
+        raise ModelFileError(f"{card}: no readable model card with a JSON block ({error})") from None
 
 
 def load_model(path: str | os.PathLike, device: str | None = None, backend: str | None = None) -> Any:

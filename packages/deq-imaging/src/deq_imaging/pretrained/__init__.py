@@ -9,14 +9,12 @@ recipe of a small subset of the model's test set (the first test images of the r
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from deq_core.errors import ModelFileError
-from deq_core.model_files import load_model, shipped
+from deq_core.model_files import load_model, read_card, shipped
 
 __all__ = ["folder", "pretrained", "read_card", "subset", "subset_metrics"]
 
@@ -31,15 +29,6 @@ def pretrained(name: str, backend: str | None = None, device: str | None = None)
     :class:`~deq_imaging.models.files.ImagingModel` in ``backend`` (default: ``$DEQ_BACKEND``, else one
     installed) on ``device``."""
     return load_model(f"pretrained:imaging/{name}", device, backend)
-
-
-def read_card(path: str | Path) -> dict[str, Any]:
-    """The JSON block of ``path/CARD.md``: ``subset`` (a test-set recipe) and ``subset_metrics``."""
-    card = Path(path) / "CARD.md"
-    try:
-        return json.loads(card.read_text().split("```json\n", 1)[1].split("```", 1)[0])
-    except (OSError, IndexError, ValueError) as error:
-        raise ModelFileError(f"{card}: no readable model card with a JSON block ({error})") from None
 
 
 def subset(recipe: dict[str, Any], root: str | Path = ".") -> tuple[np.ndarray, np.ndarray]:

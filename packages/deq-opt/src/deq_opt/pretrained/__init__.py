@@ -7,12 +7,10 @@ of the model's test set and the metrics the model scored on it, which the tests 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from deq_core.errors import ModelFileError
-from deq_core.model_files import load_model, shipped
+from deq_core.model_files import load_model, read_card, shipped
 from deq_opt.datasets.labels import label
 from deq_opt.evaluation.metrics import solution_metrics
 
@@ -28,15 +26,6 @@ def pretrained(name: str, backend: str | None = None, device: str | None = None)
     """The shipped model ``name`` (e.g. ``"random-lp"``) loaded as an :class:`~deq_opt.models.files.OptModel`
     in ``backend`` (default: ``$DEQ_BACKEND``, else one installed) on ``device``."""
     return load_model(f"pretrained:opt/{name}", device, backend)
-
-
-def read_card(path: str | Path) -> dict[str, Any]:
-    """The JSON block of ``path/CARD.md``: ``subset`` (a test-set recipe) and ``subset_metrics``."""
-    card = Path(path) / "CARD.md"
-    try:
-        return json.loads(card.read_text().split("```json\n", 1)[1].split("```", 1)[0])
-    except (OSError, IndexError, ValueError) as error:
-        raise ModelFileError(f"{card}: no readable model card with a JSON block ({error})") from None
 
 
 def subset_metrics(model: Any, recipe: dict[str, Any], cache: Path | None = None) -> dict[str, float]:

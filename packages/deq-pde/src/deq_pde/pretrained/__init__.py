@@ -8,14 +8,12 @@ which the tests re-check.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from deq_core.errors import ModelFileError
-from deq_core.model_files import load_model, shipped
+from deq_core.model_files import load_model, read_card, shipped
 from deq_pde.models.fourier import relative_l2
 
 __all__ = ["folder", "pretrained", "read_card", "subset", "subset_metrics"]
@@ -30,15 +28,6 @@ def pretrained(name: str, backend: str | None = None, device: str | None = None)
     """The shipped model ``name`` (e.g. ``"darcy"``) loaded as a :class:`~deq_pde.models.files.PDEModel`
     in ``backend`` (default: ``$DEQ_BACKEND``, else one installed) on ``device``."""
     return load_model(f"pretrained:pde/{name}", device, backend)
-
-
-def read_card(path: str | Path) -> dict[str, Any]:
-    """The JSON block of ``path/CARD.md``: ``subset`` (a test-set recipe) and ``subset_metrics``."""
-    card = Path(path) / "CARD.md"
-    try:
-        return json.loads(card.read_text().split("```json\n", 1)[1].split("```", 1)[0])
-    except (OSError, IndexError, ValueError) as error:
-        raise ModelFileError(f"{card}: no readable model card with a JSON block ({error})") from None
 
 
 def subset(recipe: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
