@@ -4,7 +4,7 @@ import meshio
 import numpy as np
 import pytest
 
-from deq_pde.operators import FunctionSpace, Mesh, MeshError, read_mesh, unit_square
+from deq_pde.operators import Mesh, MeshError, read_mesh, unit_square
 
 SQUARE = unit_square(4)  # 25 vertices, 32 cells; vertex 12 = (0.5, 0.5) is interior
 
@@ -85,21 +85,6 @@ def test_detached_cell_over_the_mesh_overlaps():
     """A triangle of its own lying on the square: caught by the area, more than the convex hull's."""
     with pytest.raises(MeshError, match=r"total area 1\.00\d+ exceeds the area 1 of the convex hull"):
         _with(points=[[0.3, 0.3], [0.35, 0.3], [0.3, 0.35]], cells=[[25, 26, 27]])
-
-
-def test_mesh_checks_cost_little():
-    """On a 256 x 256 mesh (131k cells) the checks take a fraction of building its P1 space."""
-    import time
-
-    from deq_pde.operators.mesh_checks import check_mesh
-
-    mesh = unit_square(256)
-    start = time.perf_counter()
-    check_mesh(mesh.points, mesh.cells)
-    checks = time.perf_counter() - start
-    start = time.perf_counter()
-    FunctionSpace(mesh, 1)
-    assert checks < time.perf_counter() - start
 
 
 def test_garbage_mesh_file_is_named_and_quiet(tmp_path, capfd):
