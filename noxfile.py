@@ -333,25 +333,34 @@ def core_bare(session: nox.Session) -> None:
     session.run("python", "-c", BARE_CHECK, env={"OMP_NUM_THREADS": "1"}, log=False)
 
 
-INSTALL_DOMAIN = "deq-opt"
-# In the fresh venv: two LPs of the shipped model's test-set recipe, as MPS files for `deq predict`.
-WRITE_LPS = """
+INSTALL_DOMAIN = "deq-imaging"
+# In the fresh venv: the shipped deblurring model's card subset (its first test images, blurred with its
+# kernel and noise) as 8-bit PNGs in blurred/, their clean images in clean/, the blurred PSNR in psnr.txt.
+WRITE_BLURRED = """
 import sys
-from deq_opt.datasets import write_mps
-from deq_opt.datasets.labels import label
-from deq_opt.pretrained import folder, read_card
-recipe = read_card(folder("random-lp", "torch"))["subset"]
-lps = label(recipe["generator"], recipe["params"], 2, recipe["seed"], cache=sys.argv[1], workers=1)
-for i, lp in enumerate(lps.lps):
-    write_mps(lp, f"{sys.argv[1]}/lp{i}.mps")
+from pathlib import Path
+import numpy as np
+from PIL import Image
+from deq_imaging.evaluation.metrics import mean_scores
+from deq_imaging.pretrained import folder, read_card, subset
+root = Path(sys.argv[1])
+blurred, clean = subset(read_card(folder("deblur", "torch"))["subset"])
+for name, images in (("blurred", blurred), ("clean", clean)):
+    (root / name).mkdir()
+    for i, image in enumerate(images):
+        pixels = np.rint(np.clip(image[0], 0, 1) * 255).astype(np.uint8)
+        Image.fromarray(pixels).save(root / name / f"{i:02d}.png")
+(root / "psnr.txt").write_text(str(mean_scores(np.clip(blurred, 0, 1), clean)[0]))
 """
+# `deq predict` must restore the blurred PNGs by at least this much (dB) over their own PSNR.
+MIN_GAIN_DB = 1.0
 
 
 @nox.session(venv_backend="none", default=False)
 def install(session: nox.Session) -> None:
-    """The README's install in a fresh venv: deq-core and one domain with torch from the checkout, not
-    editable (with the project's pins); then `deq list` shows the domain and `deq predict` runs its pretrained
-    model. Logs the install time."""
+    """The README's install in a fresh venv: deq-core and deq-imaging with torch from the checkout, not
+    editable (with the project's pins); then `deq list` shows imaging and `deq predict --model
+    pretrained:imaging/deblur` restores a folder of blurred PNGs. Logs the install time."""
     envdir = NOX_DIR / "install-torch"
     shutil.rmtree(envdir, ignore_errors=True)
     session.run(sys.executable, "-m", "venv", rel(envdir), external=True)
@@ -360,20 +369,28 @@ def install(session: nox.Session) -> None:
     specs = [f"./{rel(PACKAGES_DIR / CORE)}[torch]", f"./{rel(PACKAGES_DIR / INSTALL_DOMAIN)}[torch]"]
     session.run(rel(bin_dir / "pip"), "install", "--quiet", "-c", rel(CONSTRAINTS), *specs, external=True)
     session.log(f"{INSTALL_DOMAIN}[torch] installed in a fresh venv in {time.monotonic() - started:.0f} s")
-    env = {"OMP_NUM_THREADS": "1", "DEQ_OPT_CACHE": str(envdir / "cache")}
+    env = {"OMP_NUM_THREADS": "1"}
     listing = session.run(rel(bin_dir / "deq"), "list", external=True, silent=True, env=env)
     domain = INSTALL_DOMAIN.removeprefix("deq-")
     if not listing or not any(line.startswith(f"{domain}:") for line in listing.splitlines()):
         session.error(f"`deq list` in the fresh venv does not show {domain}:\n{listing}")
-    lps = envdir / "lps"
-    lps.mkdir()
-    session.run(rel(bin_dir / "python"), "-c", WRITE_LPS, str(lps), external=True, env=env)
-    out = envdir / "predicted"
-    predict = ["predict", "--model", "pretrained:opt/random-lp", "--input", str(lps), "--out", str(out)]
-    session.run(rel(bin_dir / "deq"), *predict, "--backend", "torch", external=True, env=env)
-    rows = json.loads((out / "predictions.json").read_text())["rows"]
-    if len(rows) != 2:
-        session.error(f"deq predict in the fresh venv wrote {len(rows)} rows for 2 LPs")
+    images = envdir / "images"
+    images.mkdir()
+    session.run(rel(bin_dir / "python"), "-c", WRITE_BLURRED, str(images), external=True, env=env)
+    blurred_psnr = float((images / "psnr.txt").read_text())
+    out = envdir / "restored"
+    predict = ["predict", "--model", "pretrained:imaging/deblur", "--input", str(images / "blurred")]
+    predict += ["--reference", str(images / "clean"), "--out", str(out), "--backend", "torch"]
+    session.run(rel(bin_dir / "deq"), *predict, external=True, env=env)
+    result = json.loads((out / "predictions.json").read_text())
+    restored = sorted(path.name for path in out.glob("[0-9]*.png"))
+    names = sorted(path.name for path in (images / "blurred").glob("*.png"))
+    if restored != names or len(result["rows"]) != len(names):
+        session.error(f"deq predict wrote {restored} and {len(result['rows'])} rows for the inputs {names}")
+    psnr = sum(row["psnr"] for row in result["rows"]) / len(result["rows"])
+    session.log(f"blurred PNGs {blurred_psnr:.2f} dB -> restored {psnr:.2f} dB")
+    if not psnr >= blurred_psnr + MIN_GAIN_DB:
+        session.error(f"the pretrained deblurrer gained {psnr - blurred_psnr:.2f} dB < {MIN_GAIN_DB} dB")
 
 
 # `nox -s lint`, in order; each runs even when an earlier one failed. The backend share comes last: it fails
