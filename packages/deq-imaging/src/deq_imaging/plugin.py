@@ -51,13 +51,11 @@ def run(
     from deq_imaging.evaluation.classical import run_baselines
 
     cfg = parse_config(config)
-    if task == "ct" and cfg.data is not None:
-        raise ConfigError(
-            "the ct task trains on simulated phantoms; --data (a folder of clean images) works for deblur "
-            "and denoise"
-        )
     start = time.perf_counter()
-    problem = make_problem(task, cfg, seed)
+    try:
+        problem = make_problem(task, cfg, seed)
+    except ValueError as error:  # a folder (--data) or sizes the task cannot use: the CLI's one-line error
+        raise ConfigError(str(error)) from None
     seconds = {"data": time.perf_counter() - start}
     from deq_imaging.evaluation.pipeline import train_and_evaluate
 

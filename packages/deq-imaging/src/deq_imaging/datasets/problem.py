@@ -3,7 +3,9 @@
 Natural-image tasks (``deblur``, ``denoise``) split scikit-image's sample photographs (or ``--data DIR``)
 by image into train / validation / test, so no test image contributes training patches; training patches
 are random flipped crops, test and validation images random crops of their own images. ``ct`` uses seeded
-random-ellipse phantoms (different seeds per split) and the Shepp-Logan phantom as the first test image.
+random-ellipse phantoms (different seeds per split) and the Shepp-Logan phantom as the first test image,
+or, with ``--data DIR``, the user's images in the same way as the natural-image tasks (grayscale, split by
+image, ``image_size`` crops), measured as noisy sinograms by the task's Radon transform.
 """
 
 from __future__ import annotations
@@ -81,38 +83,52 @@ class Problem:
         return gaussian_noise(op.forward(x.astype(np.float64)), self.sigma, seed).astype(np.float32)
 
 
-def _natural_images(data: str | None, seed: int) -> tuple[ImageSet, ImageSet, ImageSet]:
-    """Train / validation / test split by image of the user's folder or scikit-image's samples."""
+def _natural_images(data: str | None, seed: int, cfg: ImagingConfig) -> tuple[ImageSet, ImageSet, ImageSet]:
+    """Train / validation / test split by image of the user's folder or scikit-image's samples; each part
+    must hold an image as large as its crops (``patch_size`` for training, else ``image_size``), else a
+    ValueError naming the folder."""
     images = load_folder(data, "gray") if data else skimage_images("gray")
+    where = f"image folder {data}" if data else "scikit-image's samples"
     if len(images) < 3:
-        raise ValueError(f"need at least 3 images to split into train/val/test, got {len(images)}")
-    return images.split([0.6, 0.15, 0.25], seed=seed)
+        raise ValueError(f"{where}: need at least 3 images to split into train/val/test, got {len(images)}")
+    parts = images.split([0.6, 0.15, 0.25], seed=seed)
+    crops = {"training": "patch_size", "validation": "image_size", "test": "image_size"}
+    for (part, key), names in zip(crops.items(), parts, strict=True):
+        size = getattr(cfg, key)
+        if not any(min(im.shape[1:]) >= size for im in names.images):
+            raise ValueError(
+                f"{where}: none of its {len(names)} {part} images is at least {size}x{size} ({key}); "
+                f"give larger images or a smaller {key}"
+            )
+    return parts
 
 
 def make_problem(task: str, cfg: ImagingConfig, seed: int) -> Problem:
     """Build ``task``'s problem with ``cfg``'s sizes; every random choice is seeded by ``seed``."""
     n = cfg.image_size
+    if task not in ("ct", "deblur", "denoise"):
+        raise ValueError(f"unknown imaging task {task!r}; valid tasks: ct, deblur, denoise")
     if task == "ct":
         theta = np.linspace(0.0, 180.0, cfg.angles, endpoint=False)
         spec = OperatorSpec("radon", theta=theta, image_size=n)
+    elif task == "deblur":
+        spec = OperatorSpec("blur", kernel=motion_blur_kernel(cfg.kernel_size, seed))
+    else:
+        spec = OperatorSpec("identity")
+    if task == "ct" and cfg.data is None:
         val_x = random_ellipses(cfg.n_val, n, seed + 1)
         test_x = np.concatenate([shepp_logan(n), random_ellipses(cfg.n_test - 1, n, seed + 2)])[: cfg.n_test]
 
         def patches(num: int, size: int, draw: int) -> np.ndarray:
             return random_ellipses(num, size, seed + 1000 + draw)
-    elif task in ("deblur", "denoise"):
-        train, val, test = _natural_images(cfg.data, seed)
-        if task == "deblur":
-            spec = OperatorSpec("blur", kernel=motion_blur_kernel(cfg.kernel_size, seed))
-        else:
-            spec = OperatorSpec("identity")
+    else:
+        train, val, test = _natural_images(cfg.data, seed, cfg)
         val_x = val.patches(cfg.n_val, n, seed + 1, flips=False)
         test_x = test.patches(cfg.n_test, n, seed + 2, flips=False)
 
         def patches(num: int, size: int, draw: int) -> np.ndarray:
             return train.patches(num, size, seed + 1000 + draw)
-    else:
-        raise ValueError(f"unknown imaging task {task!r}; valid tasks: ct, deblur, denoise")
+
     sigma = spec.noise_std(cfg.noise)
     problem = Problem(task, spec, sigma, patches, val_x, val_x, test_x, test_x)
     return Problem(

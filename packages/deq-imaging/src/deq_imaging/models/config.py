@@ -12,7 +12,7 @@ from deq_core.errors import ConfigError
 
 TASKS = {
     "deblur": "non-blind motion deblurring (random camera-shake kernel, circular boundary, noise 0.03)",
-    "ct": "sparse-view parallel-beam CT (30 angles, noisy sinograms) of random-ellipse phantoms",
+    "ct": "sparse-view parallel-beam CT (30 angles, noisy sinograms) of random-ellipse phantoms or --data",
     "denoise": "Gaussian denoising (sigma 25/255) of natural images",
 }
 MODELS = ("hqs", "pgd")
