@@ -18,25 +18,19 @@ import platform
 import time
 from pathlib import Path
 
-import bm3d
 import numpy as np
 import torch
 
 from deq_imaging.backends import load
 from deq_imaging.datasets import load_benchmark
 from deq_imaging.datasets.problem import OperatorSpec, Problem
-from deq_imaging.evaluation import psnr
+from deq_imaging.evaluation.benchmarks import PUBLISHED_BSD68, compare
 from deq_imaging.models.config import ImagingConfig
 from deq_imaging.models.torch import ImplicitNet, build_cell
 from deq_imaging.models.training.recipe import train_implicit
 from deq_imaging.operators import gaussian_noise
 
 ROOT = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "images"
-PUBLISHED_BSD68 = {  # dB, from shared/data/README.md
-    15: {"BM3D": 31.07, "WNNM": 31.37, "TNRD": 31.42, "DnCNN": 31.73, "DRUNet": 31.91},
-    25: {"BM3D": 28.57, "WNNM": 28.83, "TNRD": 28.92, "DnCNN": 29.23, "DRUNet": 29.48},
-    50: {"BM3D": 25.62, "WNNM": 25.87, "TNRD": 25.97, "DnCNN": 26.23, "DRUNet": 26.59},
-}
 
 
 def _problem(train, sigma: float, seed: int) -> Problem:
@@ -57,13 +51,10 @@ def _problem(train, sigma: float, seed: int) -> Problem:
 
 
 def _evaluate(model: ImplicitNet, images, sigma: float, budgets: list[int], device: str, seed: int) -> dict:
-    """Average PSNR of the DEQ at each budget and of BM3D on the noisy versions of ``images``."""
-    scores: dict[str, list[float]] = {f"DEQ t={t}": [] for t in budgets} | {"BM3D": []}
-    times = {"DEQ": 0.0, "BM3D": 0.0}
-    for i, clean in enumerate(images.images):
-        x = clean[None].astype(np.float32)
-        y = gaussian_noise(x.astype(np.float64), sigma, seed + i).astype(np.float32)
-        start = time.perf_counter()
+    """Mean PSNR of the DEQ at each budget and of BM3D on the same noisy versions of ``images``."""
+
+    def deq(y):
+        outputs = {}
         with torch.no_grad():
             yt = torch.as_tensor(y, device=device)
             cell, z, done = model.deq.cell, model.deq.cell.init(yt), 0
@@ -71,12 +62,13 @@ def _evaluate(model: ImplicitNet, images, sigma: float, budgets: list[int], devi
                 for _ in range(t - done):
                     z = cell(z, yt)
                 done = t
-                scores[f"DEQ t={t}"].append(float(psnr(np.clip(z.cpu().numpy(), 0, 1), x)[0]))
-        times["DEQ"] += time.perf_counter() - start
-        start = time.perf_counter()
-        scores["BM3D"].append(float(psnr(np.clip(bm3d.bm3d(y[0, 0], sigma), 0, 1)[None, None], x)[0]))
-        times["BM3D"] += time.perf_counter() - start
-    return {name: float(np.mean(v)) for name, v in scores.items()} | {"seconds": times}
+                outputs[f"DEQ t={t}"] = z.cpu().numpy()
+        return outputs
+
+    result = compare(deq, images, sigma, seed, "DEQ")
+    return {**result["model"]["psnr"], **result["BM3D"]["psnr"]} | {
+        "seconds": {"DEQ": result["model"]["seconds"], "BM3D": result["BM3D"]["seconds"]}
+    }
 
 
 def main() -> None:

@@ -9,6 +9,15 @@ runs ``deq run imaging --task T --quick --backend B --seed S --threads 1`` (plus
 ``CARD.md`` there: the command, seed, training wall and CPU time, parameter count, size, the run's test
 metrics (and the classical baselines' on the same images), and the PSNR on the first ``SUBSET`` test images
 that ``tests/test_pretrained.py`` re-checks. The figures are printed too.
+
+For ``denoise`` the card also gets the model's and BM3D's mean PSNR and time on the whole images of Set12 and
+BSD68 (``--benchmarks``, default ``../shared/data/images``), the same fixed-seed noisy images given to both
+in this process (:mod:`deq_imaging.evaluation.benchmarks`). ``--evaluate-only`` trains nothing: it
+re-evaluates the shipped folder ``T-B`` (its weights untouched) and rewrites that section of its card::
+
+    OMP_NUM_THREADS=1 XLA_FLAGS=--xla_cpu_multi_thread_eigen=false \\
+        python packages/deq-imaging/benchmarks/train_pretrained.py --task denoise --backend jax \\
+        --evaluate-only
 """
 
 from __future__ import annotations
@@ -26,14 +35,21 @@ from pathlib import Path
 from deq_core import cli
 from deq_core.domains import smoke
 from deq_core.errors import ModelFileError
+from deq_core.files import atomic_path
 from deq_imaging import load_model
-from deq_imaging.pretrained import subset_metrics
+from deq_imaging.datasets import load_benchmark
+from deq_imaging.evaluation.benchmarks import PUBLISHED_BSD68, compare
+from deq_imaging.pretrained import read_card, subset_metrics
 
 TASKS = ("deblur", "denoise", "ct")
 SUBSET = 4  # the first SUBSET test images of the run's problem
 ROOT = Path(__file__).resolve().parents[3]  # the repository
 DEST = ROOT / "packages" / "deq-imaging" / "src" / "deq_imaging" / "pretrained"
 SCRIPT = "packages/deq-imaging/benchmarks/train_pretrained.py"
+BENCHMARKS = ROOT.parent / "shared" / "data" / "images"  # Set12/, BSD68/ (read-only reference data)
+SETS = ("Set12", "BSD68")
+NOISE_SEED = 100  # + the training seed + i: the noise of benchmark image i (as benchmarks/denoise_bsd68.py)
+SECTION = "## Set12 and BSD68"
 
 
 def _cpu_seconds() -> float:
@@ -52,7 +68,7 @@ def _card(manifest: dict, report: dict, figures: dict, recipe: dict, scores: dic
     task, config, metrics = manifest["task"], manifest["config"], manifest["metrics"]
     baselines = report["quality"]["baselines"]
     data = f"the images of `{recipe['config']['data']}`" if config.get("data") else "scikit-image's samples"
-    if task == "ct":
+    if task == "ct" and not config.get("data"):
         data = "seeded random-ellipse phantoms (Shepp-Logan is the first test image)"
     lines = [
         f"# imaging/{task} pretrained model ({manifest['backend']})",
@@ -102,6 +118,63 @@ def _card(manifest: dict, report: dict, figures: dict, recipe: dict, scores: dic
     return "\n".join(lines)
 
 
+def _benchmark(model, root: Path, seed: int, command: str) -> dict:
+    """The model at its budget and BM3D on the same noisy whole images of each of ``SETS`` under ``root``."""
+    sigma = model.manifest["apply"]["noise_std"]
+    wall, cpu = time.perf_counter(), _cpu_seconds()
+    sets = {
+        name: compare(lambda y: {"model": model(y)}, load_benchmark(name, root), sigma, seed, name)
+        for name in SETS
+    }
+    figures = {"wall_seconds": time.perf_counter() - wall, "cpu_seconds": _cpu_seconds() - cpu}
+    return {"sigma": sigma, "steps": model.steps, "command": command, **figures, "sets": sets}
+
+
+def _benchmark_section(bench: dict) -> list[str]:
+    """The card's section on the standard test sets (model and BM3D side by side)."""
+    sigma255 = round(bench["sigma"] * 255)
+    published = PUBLISHED_BSD68.get(sigma255, {}).get("BM3D")
+    rows = [
+        f"| {name} | {s['images']} | {s['model']['psnr']['model']:.2f} | {s['model']['seconds']:.0f} | "
+        f"{s['BM3D']['psnr']['BM3D']:.2f} | {s['BM3D']['seconds']:.0f} |"
+        for name, s in bench["sets"].items()
+    ]
+    return [
+        SECTION,
+        "",
+        f"Whole images, Gaussian noise of std {sigma255}/255 (image i of a set drawn with seed "
+        f"{next(iter(bench['sets'].values()))['noise_seed']} + i); the model at {bench['steps']} iterations "
+        "and BM3D (PyPI `bm3d`, told the true std) restore the same noisy images in the same process. Mean "
+        "PSNR over each set, outputs clipped to [0, 1]; time: wall seconds on one thread of a shared 2-core "
+        "CPU.",
+        "",
+        "| set | images | model PSNR (dB) | model time (s) | BM3D PSNR (dB) | BM3D time (s) |",
+        "| --- | --- | --- | --- | --- | --- |",
+        *rows,
+        "",
+        *(
+            [f"Published BM3D on BSD68 at sigma {sigma255}: {published} dB (`../shared/data/README.md`)."]
+            if published is not None
+            else []
+        ),
+        f"Measured by `{bench['command']}` ({bench['wall_seconds']:.0f} s wall, {bench['cpu_seconds']:.0f} s "
+        "CPU).",
+        "",
+    ]
+
+
+def _add_benchmarks(target: Path, bench: dict) -> None:
+    """Rewrite ``target/CARD.md`` with ``bench``: its section (before the CI subset), its JSON block."""
+    card, data = (target / "CARD.md").read_text(), read_card(target)
+    head, subset = card.split("## Subset re-checked by CI", 1)
+    head = head.split(SECTION, 1)[0]
+    body = subset.split("```json\n", 1)[0]
+    data["benchmarks"] = bench
+    text = "\n".join([head + "\n".join(_benchmark_section(bench)), "## Subset re-checked by CI" + body])
+    with atomic_path(target / "CARD.md") as path:
+        path.write_text(text + "```json\n" + json.dumps(data, indent=1) + "\n```\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Train, copy the implicit model into the package, write and print its card."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -112,7 +185,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="deq run's --set")
     parser.add_argument("--dest", type=Path, default=DEST, help=f"where the model goes (default {DEST})")
     parser.add_argument("--keep", type=Path, help="keep the whole run here (default: a temporary folder)")
+    parser.add_argument("--benchmarks", type=Path, default=BENCHMARKS, help="folder holding Set12/, BSD68/")
+    parser.add_argument(
+        "--evaluate-only", action="store_true", help="denoise: re-evaluate DEST/T-B on Set12 and BSD68 only"
+    )
     args = parser.parse_args(argv)
+    if args.evaluate_only:
+        if args.task != "denoise" or args.data or args.set or args.keep:
+            parser.error(
+                "--evaluate-only re-evaluates a denoise model folder; it takes no --data/--set/--keep"
+            )
+        target = args.dest / f"{args.task}-{args.backend}"
+        command = (
+            f"OMP_NUM_THREADS=1 python {SCRIPT} --task denoise --backend {args.backend} --seed {args.seed}"
+        )
+        command += " --evaluate-only"
+        bench = _benchmark(load_model(target), args.benchmarks, args.seed + NOISE_SEED, command)
+        _add_benchmarks(target, bench)
+        print(json.dumps(bench, indent=1))
+        return 0
     if smoke() and args.dest == DEST:
         parser.error("DEQ_SMOKE is set: a smoke model would replace the shipped one; give --dest elsewhere")
     extra = [arg for item in args.set for arg in ("--set", item)]
@@ -152,8 +243,14 @@ def main(argv: list[str] | None = None) -> int:
         "bytes": size,
     }
     (target / "CARD.md").write_text(_card(manifest, report, figures, recipe, scores, command))
+    bench = None
+    if args.task == "denoise":
+        bench = _benchmark(model, args.benchmarks, args.seed + NOISE_SEED, command)
+        _add_benchmarks(target, bench)
     print(f"wrote {target} ({size} bytes)")
-    print(json.dumps({**figures, "test": manifest["metrics"], "subset": scores}, indent=1))
+    print(
+        json.dumps({**figures, "test": manifest["metrics"], "subset": scores, "benchmarks": bench}, indent=1)
+    )
     return 0
 
 
